@@ -1,0 +1,113 @@
+"""Runtime: one thread policy for OpenMP kernels and the BLAS pool, config and memory.
+
+Default threads = available cores, or ``OMP_NUM_THREADS`` when set. ``set_num_threads(n)``
+sets both the OpenMP team size of our kernels and the BLAS pool (through threadpoolctl);
+our kernels never call BLAS from inside an OpenMP region, so the two pools do not nest.
+"""
+import gc
+import os
+import platform
+import sys
+
+import numpy as np
+
+from tensorgrad._kernels import runtime as _rt
+
+_state = {"threads": None, "limiter": None}
+
+
+def _default_threads():
+    env = os.environ.get("OMP_NUM_THREADS")
+    if env:
+        try:
+            return max(1, int(env.split(",")[0]))
+        except ValueError:
+            pass
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def set_num_threads(n):
+    """Use ``n`` threads for tensorgrad's OpenMP kernels and for BLAS."""
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
+    _rt.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+        _state["limiter"] = threadpool_limits(limits=n, user_api="blas")
+    except Exception:   # threadpoolctl missing or no BLAS found: OpenMP part still applies
+        _state["limiter"] = None
+    _state["threads"] = n
+
+
+def get_num_threads():
+    """Threads used by the OpenMP kernels (and the BLAS pool)."""
+    if _state["threads"] is None:
+        return _rt.get_num_threads()
+    return _state["threads"]
+
+
+def _blas_info():
+    try:
+        from threadpoolctl import threadpool_info
+        return [f"{i.get('internal_api')} {i.get('version')} ({i.get('threading_layer', '?')}, "
+                f"{i.get('num_threads')} threads) from {os.path.basename(i.get('filepath', ''))}"
+                for i in threadpool_info() if i.get("user_api") == "blas"]
+    except Exception as e:  # pragma: no cover - informational only
+        return [f"unknown ({e})"]
+
+
+def config_text():
+    from tensorgrad import __version__
+    import scipy
+    lines = [
+        f"tensorgrad {__version__}",
+        f"python     {sys.version.split()[0]} ({platform.platform()})",
+        f"numpy      {np.__version__}",
+        f"scipy      {scipy.__version__} (BLAS for GEMM via scipy.linalg.cython_blas)",
+        f"compiler   {_rt.compiler()}",
+        f"openmp     {'on' if _rt.openmp_enabled() else 'OFF (kernels are single-threaded)'}",
+        f"threads    {get_num_threads()} (cores available: {_default_threads()}, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})",
+        f"parallel   loops above {_rt.par_min()} elements",
+    ]
+    for b in _blas_info():
+        lines.append(f"blas       {b}")
+    return "\n".join(lines)
+
+
+def show_config():
+    """Print version, compiler, OpenMP on/off, BLAS in use and thread counts."""
+    print(config_text())
+
+
+def memory_allocated():
+    """Bytes currently held by live tensor buffers (each buffer counted once, views free).
+
+    Counts the numpy buffers behind every live Tensor (values, gradients, saved tensors).
+    It walks the live objects, so call it for diagnostics, not in a hot loop.
+    """
+    from tensorgrad.function import _SavedOutput
+    from tensorgrad.tensor import Tensor
+    seen = set()
+    total = 0
+    for obj in gc.get_objects():
+        if isinstance(obj, (Tensor, _SavedOutput)):
+            arr = obj._data if isinstance(obj, Tensor) else obj.data
+            base = arr
+            while isinstance(base.base, np.ndarray):
+                base = base.base
+            key = id(base)
+            if key not in seen:
+                seen.add(key)
+                total += base.nbytes
+    return total
+
+
+def _init_threads():
+    n = _default_threads()
+    if n != _rt.get_num_threads():
+        _rt.set_num_threads(n)

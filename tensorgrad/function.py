@@ -1,0 +1,326 @@
+"""Function and Context: the modular forward/backward API and the graph node.
+
+A ``Function`` subclass pairs ``forward(ctx, *inputs)`` with ``backward(ctx, *grads)``.
+``Function.apply`` runs forward with grad mode off and, when grad mode is on and some input
+requires grad, turns the ``Context`` into the output's ``grad_fn``: the node of the graph.
+Built-in ops use exactly this machinery, so user-defined Functions mix freely with them.
+
+Saved outputs are stored as (index, buffer, version) rather than as the output Tensor itself,
+so a node never holds a reference cycle through its own output; ``saved_tensors`` rebuilds a
+Tensor whose ``grad_fn`` is the node, which keeps double backward correct.
+"""
+import threading
+
+import numpy as np
+
+from tensorgrad.tensor import Tensor, _wrap
+
+__all__ = ["Function", "Context", "no_grad", "enable_grad", "set_grad_enabled",
+           "is_grad_enabled"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Grad mode (thread-local, like PyTorch)
+# ---------------------------------------------------------------------------------------------
+class _GradMode(threading.local):
+    enabled = True
+
+
+_mode = _GradMode()
+
+
+def is_grad_enabled():
+    """True when operations are being recorded for autograd."""
+    return _mode.enabled
+
+
+class set_grad_enabled:
+    """Set grad mode: usable as a plain call, a context manager or a decorator."""
+
+    def __init__(self, mode):
+        self.prev = _mode.enabled
+        self.mode = bool(mode)
+        _mode.enabled = self.mode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _mode.enabled = self.prev
+        return False
+
+    def __call__(self, fn):
+        mode = self.mode
+        _mode.enabled = self.prev  # decorator use: do not change the mode at decoration time
+
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+
+        wrapper.__name__ = getattr(fn, "__name__", "wrapper")
+        wrapper.__doc__ = getattr(fn, "__doc__", None)
+        return wrapper
+
+
+class _ModeContext:
+    _mode_value = True
+
+    def __enter__(self):
+        self.prev = _mode.enabled
+        _mode.enabled = self._mode_value
+        return self
+
+    def __exit__(self, *exc):
+        _mode.enabled = self.prev
+        return False
+
+    def __call__(self, fn):
+        cls = type(self)
+
+        def wrapper(*args, **kwargs):
+            with cls():
+                return fn(*args, **kwargs)
+
+        wrapper.__name__ = getattr(fn, "__name__", "wrapper")
+        wrapper.__doc__ = getattr(fn, "__doc__", None)
+        return wrapper
+
+
+class no_grad(_ModeContext):
+    """Context manager / decorator: operations inside record no graph."""
+    _mode_value = False
+
+
+class enable_grad(_ModeContext):
+    """Context manager / decorator: re-enable recording inside a no_grad block."""
+    _mode_value = True
+
+
+# ---------------------------------------------------------------------------------------------
+# Context: one node of the graph
+# ---------------------------------------------------------------------------------------------
+class _SavedOutput:
+    """A saved output of the node itself, stored without the Tensor (no reference cycle)."""
+    __slots__ = ("index", "data", "version")
+
+    def __init__(self, index, data, version):
+        self.index = index
+        self.data = data
+        self.version = version
+
+
+_RELEASED_MSG = (
+    "Trying to backward through the graph a second time (or to access saved tensors after "
+    "they have been freed) in {op}. Saved tensors are freed after backward; pass "
+    "retain_graph=True to the first backward() if you need to backward twice.")
+
+
+class Context:
+    """The ``ctx`` handed to ``forward``/``backward``; after ``apply`` it is the graph node.
+
+    Attributes used by the engine (not part of the public API): ``fn`` the Function class,
+    ``next_edges`` one entry per forward argument (None, a leaf Tensor, or a
+    ``(node, output_index)`` tuple), ``args`` the forward arguments kept for replay (None in
+    the position of a non-leaf Tensor, whose value replay recomputes), ``n_outputs``.
+    """
+    __slots__ = ("fn", "next_edges", "args", "needs_input_grad", "n_outputs", "out_meta",
+                 "_saved", "_versions", "_released", "_out_bufs", "_gbuf", "_gown", "_mark",
+                 "__dict__")
+
+    def __init__(self):
+        self._saved = None
+        self._released = False
+        self._out_bufs = None
+
+    @property
+    def name(self):
+        return self.fn.__name__
+
+    def save_for_backward(self, *tensors):
+        """Keep tensors (or None) for backward; their versions are checked when unpacked."""
+        self._saved = tensors
+
+    def mark_non_differentiable(self, *tensors):
+        """Outputs listed here never require grad (e.g. argmax indices)."""
+        self.__dict__["_non_diff"] = {id(t) for t in tensors}
+
+    @property
+    def saved_tensors(self):
+        saved = self._saved
+        if self._released:
+            raise RuntimeError(_RELEASED_MSG.format(op=self.fn.__name__))
+        if saved is None:
+            return ()
+        versions = self._versions
+        out = []
+        for i, s in enumerate(saved):
+            if s is None:
+                out.append(None)
+                continue
+            if type(s) is _SavedOutput:
+                if s.version[0] != versions[i]:
+                    self._raise_modified(i, versions[i], s.version[0])
+                t = _wrap(s.data)
+                t._version = s.version
+                if self.next_edges is not None:   # recorded node: reattach for double backward
+                    t.grad_fn = self
+                    t._out_nr = s.index
+                    t._requires_grad = True
+                out.append(t)
+            else:
+                if versions is not None and s._version[0] != versions[i]:
+                    self._raise_modified(i, versions[i], s._version[0])
+                out.append(s)
+        return tuple(out)
+
+    def _raise_modified(self, i, old, new):
+        raise RuntimeError(
+            f"{self.fn.__name__}: one of the tensors saved for backward (saved tensor {i}) "
+            f"has been modified by an in-place operation (version {old} -> {new}); its "
+            f"gradient would be wrong. Avoid modifying it in place, or clone it first.")
+
+    def empty(self, shape, dtype, index=0):
+        """Allocate output ``index``; during Graph replay, reuse that output's old buffer."""
+        bufs = self._out_bufs
+        if bufs is not None and index < len(bufs):
+            b = bufs[index]
+            if b is not None and b.shape == tuple(shape) and b.dtype == dtype \
+                    and b.flags.c_contiguous:
+                return b
+        return np.empty(shape, dtype)
+
+    def release(self):
+        """Drop saved tensors (after backward without retain_graph)."""
+        if self._saved is not None:
+            self._saved = None
+            self._released = True
+
+    def __repr__(self):
+        return f"<{self.fn.__name__}Backward>"
+
+
+# ---------------------------------------------------------------------------------------------
+# Function
+# ---------------------------------------------------------------------------------------------
+def _finish_saved(ctx, outs):
+    """Record saved versions; replace saved outputs by _SavedOutput (no cycles)."""
+    saved = ctx._saved
+    if saved is None:
+        ctx._versions = None
+        return
+    versions = []
+    new = None
+    for i, s in enumerate(saved):
+        if s is None:
+            versions.append(0)
+            continue
+        if not isinstance(s, Tensor):
+            raise TypeError(f"{ctx.fn.__name__}: save_for_backward takes Tensors or None, "
+                            f"got {type(s).__name__}")
+        versions.append(s._version[0])
+        for j, o in enumerate(outs):
+            if s is o:
+                if new is None:
+                    new = list(saved)
+                new[i] = _SavedOutput(j, o._data, o._version)
+                break
+    if new is not None:
+        ctx._saved = tuple(new)
+    ctx._versions = versions
+
+
+class Function:
+    """Base class for differentiable operations.
+
+    Subclass it with ``@staticmethod forward(ctx, *args)`` returning a Tensor (or a tuple of
+    Tensors) and ``@staticmethod backward(ctx, *grad_outputs)`` returning one gradient (or
+    None) per forward argument, then call ``MyOp.apply(*args)``.
+    """
+
+    @staticmethod
+    def forward(ctx, *args):
+        raise NotImplementedError("Function subclasses must implement forward(ctx, ...)")
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError("Function subclasses must implement backward(ctx, ...)")
+
+    @classmethod
+    def apply(cls, *args):
+        ctx = Context()
+        ctx.fn = cls
+        record = False
+        if _mode.enabled:
+            for a in args:
+                if isinstance(a, Tensor) and a._requires_grad:
+                    record = True
+                    break
+        if not record:
+            ctx.next_edges = None
+            ctx.needs_input_grad = (False,) * len(args)
+            prev = _mode.enabled
+            _mode.enabled = False
+            try:
+                result = cls.forward(ctx, *args)
+            finally:
+                _mode.enabled = prev
+            ctx._saved = None    # nothing will run backward: drop references at once
+            return result
+        edges = []
+        needs = []
+        kept = []
+        for a in args:
+            if isinstance(a, Tensor):
+                if a._requires_grad:
+                    fn = a.grad_fn
+                    edges.append((fn, a._out_nr) if fn is not None else a)
+                    needs.append(True)
+                    kept.append(None if fn is not None else a)
+                    continue
+                kept.append(a)
+            else:
+                kept.append(a)
+            edges.append(None)
+            needs.append(False)
+        ctx.next_edges = tuple(edges)
+        ctx.needs_input_grad = tuple(needs)
+        ctx.args = kept
+        _mode.enabled = False
+        try:
+            result = cls.forward(ctx, *args)
+        finally:
+            _mode.enabled = True
+        return _attach(ctx, result)
+
+
+def _attach(ctx, result):
+    """Make ctx the grad_fn of the forward's outputs."""
+    single = isinstance(result, Tensor)
+    outs = (result,) if single else tuple(result)
+    non_diff = ctx.__dict__.get("_non_diff")
+    for i, o in enumerate(outs):
+        if not isinstance(o, Tensor):
+            raise TypeError(f"{ctx.fn.__name__}.forward must return Tensors, "
+                            f"got {type(o).__name__}")
+        if non_diff is not None and id(o) in non_diff:
+            continue
+        if o._data.dtype.kind == "f":
+            if o.grad_fn is not None or o._requires_grad:
+                # forward returned one of its inputs (or a tensor that already has history)
+                o = outs[i] = _alias(o)
+            o.grad_fn = ctx
+            o._out_nr = i
+            o._requires_grad = True
+    ctx.n_outputs = len(outs)
+    ctx.out_meta = tuple((o.shape, o._data.dtype) for o in outs)
+    _finish_saved(ctx, outs)
+    ctx._gbuf = None
+    ctx._mark = 0
+    return outs[0] if single else outs
+
+
+def _alias(t):
+    """A new Tensor on the same memory and version counter (for forwards returning inputs)."""
+    a = _wrap(t._data)
+    a._version = t._version
+    return a

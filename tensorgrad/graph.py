@@ -1,0 +1,414 @@
+"""The graph: topological order, the backward engine, forward replay and DOT output.
+
+Nodes are ``Context`` objects (see function.py). Edges go from a node to what produced each
+of its inputs: another node (``(node, output_index)``), a leaf Tensor, or None.
+
+Backward: collect the nodes reachable from the roots with an explicit stack (no recursion, so
+100,000-op chains work), order them inputs-first, then walk that order in reverse. Each node
+receives the sum of the gradients sent to its outputs (the copy gate: fan-out adds) and calls
+its Function's backward for one gradient per input. Fan-out sums are accumulated in place in
+a buffer the engine owns; leaf gradients accumulate into ``.grad``.
+
+Replay (``Graph.forward``): each node re-runs its Function's forward on the current values of
+its inputs, writing into its previous output buffer (``ctx.empty``), so after an optimiser
+updates the leaves in place one call recomputes the whole forward without new allocations.
+"""
+import sys
+
+import numpy as np
+
+from tensorgrad import function as _fn
+from tensorgrad.function import Context, _attach, _finish_saved
+from tensorgrad.tensor import Tensor, _wrap
+
+__all__ = ["Graph", "backward", "grad"]
+
+_epoch = [0]
+
+
+def _toposort(root_nodes):
+    """Nodes reachable from ``root_nodes``, inputs first (post-order DFS, explicit stack)."""
+    _epoch[0] += 1
+    mark = _epoch[0]
+    order = []
+    for root in root_nodes:
+        if root is None or root._mark == mark:
+            continue
+        root._mark = mark
+        stack = [(root, 0)]
+        while stack:
+            node, i = stack[-1]
+            edges = node.next_edges
+            n = len(edges)
+            while i < n:
+                e = edges[i]
+                i += 1
+                if type(e) is tuple:
+                    child = e[0]
+                    if child._mark != mark:
+                        child._mark = mark
+                        stack[-1] = (node, i)
+                        stack.append((child, 0))
+                        break
+            else:
+                stack.pop()
+                order.append(node)
+    return order
+
+
+def _as_grad_tensor(g, like, what):
+    if isinstance(g, Tensor):
+        arr = g._data
+    else:
+        arr = np.asarray(g, dtype=like._data.dtype)
+    if arr.shape != like.shape:
+        raise RuntimeError(f"{what}: gradient has shape {arr.shape} but the output has shape "
+                           f"{like.shape}")
+    if arr.dtype != like._data.dtype:
+        arr = arr.astype(like._data.dtype)
+        return _wrap(arr)
+    return g if isinstance(g, Tensor) else _wrap(arr)
+
+
+def _accumulate_leaf(leaf, g, create_graph, fresh):
+    """leaf.grad += g (in place when we own leaf.grad and no graph is being built)."""
+    if g.shape != leaf.shape:
+        raise RuntimeError(f"backward: gradient of shape {g.shape} for a leaf of shape "
+                           f"{leaf.shape} (a Function returned a gradient of the wrong shape)")
+    cur = leaf.grad
+    if cur is None:
+        if create_graph:
+            leaf.grad = g
+        elif fresh:
+            leaf.grad = g
+        else:
+            leaf.grad = _wrap(np.array(g._data, order="C", copy=True))
+    elif create_graph or cur.grad_fn is not None or g.grad_fn is not None:
+        from tensorgrad.ops.elementwise import add
+        with _fn.set_grad_enabled(create_graph):
+            leaf.grad = add(cur, g)
+    else:
+        from tensorgrad.ops.elementwise import accumulate_
+        accumulate_(cur, g)
+
+
+def _run(roots, grads, retain_graph, create_graph, capture=None, accumulate=True):
+    """The engine. ``capture`` maps id(leaf) / (id(node), index) -> slot for tg.grad."""
+    root_nodes = []
+    for t, g in zip(roots, grads):
+        fn = t.grad_fn
+        if fn is None:
+            if capture is not None:
+                slot = capture.get(id(t))
+                if slot is not None:
+                    slot[0] = g if slot[0] is None else slot[0] + g
+            elif t._requires_grad and accumulate:
+                _accumulate_leaf(t, g, create_graph, fresh=False)
+            continue
+        buf = fn._gbuf
+        if buf is None:
+            buf = fn._gbuf = [None] * fn.n_outputs
+            fn._gown = [False] * fn.n_outputs
+        i = t._out_nr
+        buf[i] = g if buf[i] is None else buf[i] + g
+        root_nodes.append(fn)
+    order = _toposort(root_nodes)
+    prev_mode = _fn._mode.enabled
+    _fn._mode.enabled = bool(create_graph)
+    try:
+        for idx in range(len(order) - 1, -1, -1):
+            node = order[idx]
+            buf = node._gbuf
+            if buf is None:          # nothing flowed here (output unused by the roots)
+                if not retain_graph:
+                    node.release()
+                continue
+            node._gbuf = None
+            node._gown = None
+            retain = node.__dict__.get("_retain") if node.__dict__ else None
+            if retain is not None:
+                for j, ref in retain.items():
+                    t = ref()
+                    if t is not None and buf[j] is not None:
+                        t.grad = buf[j] if t.grad is None else t.grad + buf[j]
+            if capture is not None:
+                for j in range(len(buf)):
+                    slot = capture.get((id(node), j))
+                    if slot is not None and buf[j] is not None:
+                        slot[0] = buf[j] if slot[0] is None else slot[0] + buf[j]
+            for j in range(len(buf)):
+                if buf[j] is None:
+                    shape, dt = node.out_meta[j]
+                    buf[j] = _wrap(np.zeros(shape, dt))
+            gins = node.fn.backward(node, *buf)
+            if not retain_graph:
+                node.release()
+            edges = node.next_edges
+            if type(gins) is not tuple:
+                gins = (gins,) if not isinstance(gins, list) else tuple(gins)
+            if len(gins) != len(edges):
+                raise RuntimeError(f"{node.fn.__name__}.backward returned {len(gins)} "
+                                   f"gradients, expected {len(edges)} (one per forward input)")
+            for e, g in zip(edges, gins):
+                if e is None or g is None:
+                    continue
+                if not isinstance(g, Tensor):
+                    raise TypeError(f"{node.fn.__name__}.backward must return Tensors or "
+                                    f"None, got {type(g).__name__}")
+                if type(e) is tuple:
+                    child, j = e
+                    cbuf = child._gbuf
+                    if cbuf is None:
+                        cbuf = child._gbuf = [None] * child.n_outputs
+                        child._gown = [False] * child.n_outputs
+                    cur = cbuf[j]
+                    if cur is None:
+                        cbuf[j] = g
+                    elif create_graph or cur.grad_fn is not None or g.grad_fn is not None:
+                        cbuf[j] = cur + g
+                    elif child._gown[j]:
+                        from tensorgrad.ops.elementwise import accumulate_
+                        accumulate_(cur, g)
+                    else:
+                        cbuf[j] = cur + g          # a new buffer the engine owns
+                        child._gown[j] = True
+                else:
+                    if capture is not None:
+                        slot = capture.get(id(e))
+                        if slot is not None:
+                            slot[0] = g if slot[0] is None else slot[0] + g
+                    elif accumulate:
+                        # A gradient nobody else references can become .grad without a copy
+                        # (refcount: the gins tuple, `g`, and getrefcount's argument).
+                        fresh = (sys.getrefcount(g) <= 3 and g.grad_fn is None
+                                 and g._data.base is None and sys.getrefcount(g._data) <= 2)
+                        _accumulate_leaf(e, g, create_graph, fresh)
+    finally:
+        _fn._mode.enabled = prev_mode
+        # leave no stale buffers behind if backward raised midway
+        for node in order:
+            node._gbuf = None
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """Compute the sum of gradients of ``tensors`` w.r.t. the leaves; accumulate in ``.grad``."""
+    if isinstance(tensors, Tensor):
+        tensors = (tensors,)
+    tensors = tuple(tensors)
+    if retain_graph is None:
+        retain_graph = create_graph
+    grads = _root_grads(tensors, grad_tensors, "backward")
+    if inputs is not None:
+        inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+        res = grad(tensors, inputs, grads, retain_graph=retain_graph,
+                   create_graph=create_graph, allow_unused=True)
+        for t, g in zip(inputs, res):
+            if g is not None:
+                _accumulate_leaf(t, g, create_graph, fresh=False)
+        return
+    _run(tensors, grads, retain_graph, create_graph)
+
+
+def _root_grads(tensors, grad_tensors, what):
+    if grad_tensors is None:
+        grad_tensors = (None,) * len(tensors)
+    elif isinstance(grad_tensors, Tensor):
+        grad_tensors = (grad_tensors,)
+    grads = []
+    for t, g in zip(tensors, grad_tensors):
+        if not t._requires_grad:
+            raise RuntimeError(f"{what}: element of tensors does not require grad and does "
+                               f"not have a grad_fn (shape {t.shape})")
+        if g is None:
+            if t._data.size != 1:
+                raise RuntimeError(f"{what}: grad can be implicitly created only for scalar "
+                                   f"outputs; got shape {t.shape}: pass gradient=")
+            g = _wrap(np.ones(t.shape, t._data.dtype))
+        else:
+            g = _as_grad_tensor(g, t, what)
+        grads.append(g)
+    return grads
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """Gradients of ``outputs`` w.r.t. ``inputs`` as a tuple; ``.grad`` is left untouched."""
+    single = isinstance(outputs, Tensor)
+    outputs = (outputs,) if single else tuple(outputs)
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    if retain_graph is None:
+        retain_graph = create_graph
+    grads = _root_grads(outputs, grad_outputs, "grad")
+    capture = {}
+    slots = []
+    for t in inputs:
+        if not isinstance(t, Tensor) or not t._requires_grad:
+            raise RuntimeError("grad: every input must be a Tensor that requires grad")
+        key = id(t) if t.grad_fn is None else (id(t.grad_fn), t._out_nr)
+        slot = capture.get(key)
+        if slot is None:
+            slot = capture[key] = [None]
+        slots.append(slot)
+    _run(outputs, grads, retain_graph, create_graph, capture=capture)
+    result = []
+    for t, slot in zip(inputs, slots):
+        g = slot[0]
+        if g is None and not allow_unused:
+            raise RuntimeError(f"grad: one of the inputs (shape {t.shape}) was not used to "
+                               f"compute the outputs; pass allow_unused=True")
+        result.append(g)
+    return tuple(result)
+
+
+# ---------------------------------------------------------------------------------------------
+# Graph: the lectures' ComputationalGraph object
+# ---------------------------------------------------------------------------------------------
+class Graph:
+    """The topologically sorted graph that produced ``root``.
+
+    ``nodes`` lists the graph's nodes inputs-first. ``forward()`` recomputes every node from
+    the current values of the leaves (writing into the same buffers) and returns the root;
+    ``backward()`` runs the reverse pass, accumulating into the leaves' ``.grad``. The Graph
+    keeps every node's saved tensors, so it can be replayed and differentiated repeatedly.
+    """
+
+    def __init__(self, root):
+        if not isinstance(root, Tensor):
+            raise TypeError(f"Graph expects a Tensor, got {type(root).__name__}")
+        if root.grad_fn is None:
+            raise ValueError("Graph: the root has no grad_fn (it is a leaf, or it was computed "
+                             "without any input requiring grad / under no_grad)")
+        self.root = root
+        self.nodes = _toposort([root.grad_fn])
+        self._index = {id(n): i for i, n in enumerate(self.nodes)}
+        # Output tensors of every node, once known: the root now, the rest after forward().
+        self._values = [None] * len(self.nodes)
+        last = self._index[id(root.grad_fn)]
+        outs = [None] * root.grad_fn.n_outputs
+        outs[root._out_nr] = root
+        self._values[last] = outs
+        self._leaves = []
+        seen = set()
+        for n in self.nodes:
+            for e in n.next_edges:
+                if isinstance(e, Tensor) and id(e) not in seen:
+                    seen.add(id(e))
+                    self._leaves.append(e)
+
+    @property
+    def leaves(self):
+        """The leaf tensors that require grad, in first-use order."""
+        return list(self._leaves)
+
+    def __len__(self):
+        return len(self.nodes)
+
+    def _input_value(self, node, k):
+        e = node.next_edges[k]
+        if type(e) is tuple:
+            child, j = e
+            outs = self._values[self._index[id(child)]]
+            if outs is None or outs[j] is None:
+                raise RuntimeError("Graph.forward: an intermediate value is missing")
+            return outs[j]
+        if e is not None:
+            return e
+        return node.args[k]
+
+    def forward(self):
+        """Recompute every node in order from the current leaf values; return the root."""
+        for i, node in enumerate(self.nodes):
+            args = [self._input_value(node, k) for k in range(len(node.next_edges))]
+            old = self._values[i]
+            bufs = None
+            if old is not None:
+                bufs = [o._data if o is not None else None for o in old]
+                for o in old:
+                    if o is not None:
+                        o._version[0] += 1
+            node._out_bufs = bufs
+            node._saved = None
+            node._released = False
+            prev = _fn._mode.enabled
+            _fn._mode.enabled = False
+            try:
+                result = node.fn.forward(node, *args)
+            finally:
+                _fn._mode.enabled = prev
+                node._out_bufs = None
+            outs = (result,) if isinstance(result, Tensor) else tuple(result)
+            if old is None:
+                old = [None] * len(outs)
+            final = []
+            for j, o in enumerate(outs):
+                keep = old[j]
+                if keep is None:
+                    keep = o
+                    keep.grad_fn = node
+                    keep._out_nr = j
+                    keep._requires_grad = o._data.dtype.kind == "f"
+                elif keep._data is not o._data:
+                    keep._data = o._data      # forward allocated anew (e.g. a view): adopt it
+                final.append(keep)
+            # the forward saved its fresh output objects; point them at the kept tensors
+            saved = node._saved
+            if saved is not None:
+                remap = {id(o): k for o, k in zip(outs, final)}
+                node._saved = tuple(None if s is None else remap.get(id(s), s) for s in saved)
+            _finish_saved(node, final)
+            self._values[i] = final
+        return self.root
+
+    def backward(self, gradient=None, retain_graph=True):
+        """Reverse pass from the root into the leaves' ``.grad`` (keeps the graph by default)."""
+        grads = _root_grads((self.root,), None if gradient is None else (gradient,),
+                            "Graph.backward")
+        _run((self.root,), grads, retain_graph, False)
+
+    def to_dot(self, max_values=16):
+        """Graphviz DOT text: one box per node (op, shape, small values, gradient)."""
+        lines = ["digraph tensorgrad {", '  rankdir="LR";',
+                 '  node [shape=record, fontname="Helvetica", fontsize=10];']
+        leaf_ids = {}
+
+        def fmt(arr):
+            if arr is None:
+                return ""
+            if arr.size <= max_values:
+                return np.array2string(np.asarray(arr), precision=4, separator=",",
+                                       suppress_small=True).replace("\n", "")
+            return f"[{arr.size} values]"
+
+        def esc(s):
+            return (s.replace("\\", "\\\\").replace("{", "\\{").replace("}", "\\}")
+                    .replace("|", "\\|").replace("<", "\\<").replace(">", "\\>")
+                    .replace('"', '\\"'))
+
+        for leaf in self._leaves:
+            lid = f"leaf{len(leaf_ids)}"
+            leaf_ids[id(leaf)] = lid
+            g = leaf.grad._data if leaf.grad is not None else None
+            label = f"leaf | shape {leaf.shape} | value {fmt(leaf._data)} | grad {fmt(g)}"
+            lines.append(f'  {lid} [label="{{{esc(label)}}}", style=filled, '
+                         f'fillcolor="#dde8f7"];')
+        for i, node in enumerate(self.nodes):
+            outs = self._values[i]
+            out = outs[0] if outs else None
+            shape, _ = node.out_meta[0]
+            val = fmt(out._data) if out is not None else "(not kept)"
+            g = out.grad._data if out is not None and out.grad is not None else None
+            label = f"{node.fn.__name__} | shape {shape} | value {val}"
+            if g is not None:
+                label += f" | grad {fmt(g)}"
+            lines.append(f'  n{i} [label="{{{esc(label)}}}"];')
+            for e in node.next_edges:
+                if type(e) is tuple:
+                    lines.append(f"  n{self._index[id(e[0])]} -> n{i};")
+                elif isinstance(e, Tensor):
+                    lines.append(f"  {leaf_ids[id(e)]} -> n{i};")
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def __repr__(self):
+        return f"Graph({len(self.nodes)} nodes, {len(self._leaves)} leaves, root shape " \
+               f"{self.root.shape})"

@@ -1,0 +1,77 @@
+"""Helpers shared by every op family: argument coercion, broadcasting, unbroadcast."""
+import numbers
+
+import numpy as np
+
+from tensorgrad.tensor import Tensor, _wrap
+
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+FLOATS = (_F32, _F64)
+
+
+def shape_str(*shapes):
+    return " and ".join(str(tuple(s)) for s in shapes)
+
+
+def as_tensor(x, like=None, op="op"):
+    """Coerce an operand to a Tensor (Tensors pass through; arrays/lists are wrapped)."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        return _wrap(x)
+    if isinstance(x, (numbers.Number, np.generic)):
+        dt = like._data.dtype if like is not None and like._data.dtype.kind == "f" else None
+        return _wrap(np.asarray(x, dtype=dt))
+    if isinstance(x, (list, tuple)):
+        from tensorgrad.tensor import tensor
+        return tensor(x)
+    raise TypeError(f"{op}: expected a Tensor, array or number, got {type(x).__name__}")
+
+
+def broadcast_shape(sa, sb, op="op"):
+    if sa == sb:
+        return sa
+    try:
+        return np.broadcast_shapes(sa, sb)
+    except ValueError:
+        raise ValueError(f"{op}: shapes {shape_str(sa, sb)} cannot be broadcast "
+                         f"together") from None
+
+
+def result_float(da, db):
+    """Promotion between two float dtypes (float32 with float64 gives float64)."""
+    return _F64 if (da == _F64 or db == _F64) else _F32
+
+
+def normalize_dim(dim, ndim, op):
+    if not -ndim <= dim < max(ndim, 1):
+        raise IndexError(f"{op}: dimension {dim} out of range for a tensor with {ndim} dims")
+    return dim % ndim if ndim else 0
+
+
+def normalize_dims(dim, ndim, op):
+    """dim=None -> all dims; int or sequence -> sorted tuple of non-negative dims."""
+    if dim is None:
+        return tuple(range(ndim))
+    if isinstance(dim, (int, np.integer)):
+        dim = (int(dim),)
+    dims = tuple(sorted({normalize_dim(int(d), ndim, op) for d in dim}))
+    return dims
+
+
+def unbroadcast(g, shape):
+    """Sum a broadcast gradient back to ``shape`` (differentiable: built from sum/reshape)."""
+    shape = tuple(shape)
+    if g.shape == shape:
+        return g
+    from tensorgrad.ops.reduce import sum as _sum
+    from tensorgrad.ops.shape import reshape
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape)
+                                      if s == 1 and g.shape[lead + i] != 1)
+    if axes:
+        g = _sum(g, axes)
+    if g.shape != shape:
+        g = reshape(g, shape)
+    return g

@@ -1,0 +1,259 @@
+"""Activations: ReLU, sigmoid, tanh, softmax, log_softmax.
+
+Each backward is a fused kernel wrapped in its own Function (``ReluBackward`` ...), whose
+backward is again made of ops, so ``create_graph=True`` works through every activation.
+ReLU never forms its (diagonal) Jacobian: its backward is a mask taken from the saved output.
+"""
+import numpy as np
+
+from tensorgrad._kernels import activation as AK
+from tensorgrad._kernels import reduce as RK
+from tensorgrad.function import Function
+from tensorgrad.ops._util import FLOATS, as_tensor, normalize_dim
+from tensorgrad.ops.elementwise import cast, exp, mul, neg, sub
+from tensorgrad.tensor import _wrap
+
+__all__ = ["relu", "sigmoid", "tanh", "softmax", "log_softmax"]
+
+
+def _float(x, op):
+    x = as_tensor(x, op=op)
+    if x._data.dtype not in FLOATS:
+        x = cast(x, np.float32)
+    return x
+
+
+class ReLU(Function):
+    """y = max(x, 0);   gx = g * (y > 0)   (the gradient at x == 0 is 0)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = ctx.empty(x._data.shape, x._data.dtype)
+        AK.relu_forward(x._data, out)
+        y = _wrap(out)
+        ctx.save_for_backward(y)     # the output is enough: the mask is y > 0
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return ReluBackward.apply(g, y)
+
+
+class ReluBackward(Function):
+    """gx = g * (y > 0): linear in g, so its backward w.r.t. g is itself; 0 a.e. w.r.t. y."""
+
+    @staticmethod
+    def forward(ctx, g, y):
+        out = ctx.empty(g._data.shape, g._data.dtype)
+        AK.relu_backward(g._data, y._data, out)
+        ctx.save_for_backward(y)
+        return _wrap(out)
+
+    @staticmethod
+    def backward(ctx, gg):
+        (y,) = ctx.saved_tensors
+        return ReluBackward.apply(gg, y), None
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + exp(-x));   gx = g * y * (1 - y)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = ctx.empty(x._data.shape, x._data.dtype)
+        AK.sigmoid_forward(x._data, out)
+        y = _wrap(out)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return SigmoidBackward.apply(g, y)
+
+
+class SigmoidBackward(Function):
+    """z = g * y * (1 - y);   gg = z-shaped: dz/dg = y(1-y),  dz/dy = g (1 - 2y)"""
+
+    @staticmethod
+    def forward(ctx, g, y):
+        out = ctx.empty(g._data.shape, g._data.dtype)
+        AK.sigmoid_backward(g._data, y._data, out)
+        ctx.save_for_backward(g, y)
+        return _wrap(out)
+
+    @staticmethod
+    def backward(ctx, gz):
+        g, y = ctx.saved_tensors
+        ng, ny = ctx.needs_input_grad
+        dg = SigmoidBackward.apply(gz, y) if ng else None
+        dy = mul(mul(gz, g), sub(1.0, mul(y, 2.0))) if ny else None
+        return dg, dy
+
+
+class Tanh(Function):
+    """y = tanh(x);   gx = g * (1 - y²)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = ctx.empty(x._data.shape, x._data.dtype)
+        AK.tanh_forward(x._data, out)
+        y = _wrap(out)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return TanhBackward.apply(g, y)
+
+
+class TanhBackward(Function):
+    """z = g * (1 - y²);   dz/dg = 1 - y²,   dz/dy = -2 g y"""
+
+    @staticmethod
+    def forward(ctx, g, y):
+        out = ctx.empty(g._data.shape, g._data.dtype)
+        AK.tanh_backward(g._data, y._data, out)
+        ctx.save_for_backward(g, y)
+        return _wrap(out)
+
+    @staticmethod
+    def backward(ctx, gz):
+        g, y = ctx.saved_tensors
+        ng, ny = ctx.needs_input_grad
+        dg = TanhBackward.apply(gz, y) if ng else None
+        dy = mul(mul(gz, g), mul(y, -2.0)) if ny else None
+        return dg, dy
+
+
+def _as3d(shape, dim):
+    """View a C-contiguous array as [A, B, C] with B the reduced axis."""
+    a = int(np.prod(shape[:dim], dtype=np.int64))
+    c = int(np.prod(shape[dim + 1:], dtype=np.int64))
+    return (a, shape[dim], c)
+
+
+def _contig(x):
+    d = x._data
+    return d if d.flags.c_contiguous else np.ascontiguousarray(d)
+
+
+class Softmax(Function):
+    """y = exp(x - logsumexp(x));   gx = y * (g - sum(g * y))   along ``dim``"""
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        d = _contig(x)
+        out = ctx.empty(d.shape, d.dtype)
+        s3 = _as3d(d.shape, dim)
+        RK.softmax_mid(d.reshape(s3), out.reshape(s3))
+        y = _wrap(out)
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return SoftmaxBackward.apply(g, y, ctx.dim), None
+
+
+class SoftmaxBackward(Function):
+    """z = y * (g - s), s = sum_d(g*y);  dz/dg: y*(gz - sum(gz*y));  dz/dy: gz*(g - s) - g*sum(gz*y)"""
+
+    @staticmethod
+    def forward(ctx, g, y, dim):
+        gd = _contig(g)
+        out = ctx.empty(gd.shape, gd.dtype)
+        s3 = _as3d(gd.shape, dim)
+        RK.softmax_backward_mid(gd.reshape(s3), y._data.reshape(s3), out.reshape(s3))
+        ctx.save_for_backward(g, y)
+        ctx.dim = dim
+        return _wrap(out)
+
+    @staticmethod
+    def backward(ctx, gz):
+        from tensorgrad.ops.reduce import sum as _sum
+        g, y = ctx.saved_tensors
+        dim = ctx.dim
+        ng, ny, _ = ctx.needs_input_grad
+        dg = SoftmaxBackward.apply(gz, y, dim) if ng else None
+        dy = None
+        if ny:
+            s = _sum(mul(g, y), dim, keepdim=True)
+            t = _sum(mul(gz, y), dim, keepdim=True)
+            dy = sub(mul(gz, sub(g, s)), mul(g, t))
+        return dg, dy, None
+
+
+class LogSoftmax(Function):
+    """y = x - logsumexp(x);   gx = g - exp(y) * sum(g)   along ``dim``"""
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        d = _contig(x)
+        out = ctx.empty(d.shape, d.dtype)
+        s3 = _as3d(d.shape, dim)
+        RK.log_softmax_mid(d.reshape(s3), out.reshape(s3))
+        y = _wrap(out)
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return LogSoftmaxBackward.apply(g, y, ctx.dim), None
+
+
+class LogSoftmaxBackward(Function):
+    """z = g - exp(y) * sum_d(g);   dz/dg: gz - sum_d(gz * exp(y));   dz/dy: -gz * exp(y) * sum_d(g)"""
+
+    @staticmethod
+    def forward(ctx, g, y, dim):
+        gd = _contig(g)
+        out = ctx.empty(gd.shape, gd.dtype)
+        s3 = _as3d(gd.shape, dim)
+        RK.log_softmax_backward_mid(gd.reshape(s3), y._data.reshape(s3), out.reshape(s3))
+        ctx.save_for_backward(g, y)
+        ctx.dim = dim
+        return _wrap(out)
+
+    @staticmethod
+    def backward(ctx, gz):
+        from tensorgrad.ops.reduce import sum as _sum
+        g, y = ctx.saved_tensors
+        dim = ctx.dim
+        ng, ny, _ = ctx.needs_input_grad
+        p = exp(y)
+        dg = sub(gz, _sum(mul(gz, p), dim, keepdim=True)) if ng else None
+        dy = neg(mul(mul(gz, p), _sum(g, dim, keepdim=True))) if ny else None
+        return dg, dy, None
+
+
+def relu(x):
+    """max(x, 0) elementwise; gradient mask y > 0 (0 at x == 0)."""
+    return ReLU.apply(_float(x, "relu"))
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)), computed without overflow for large |x|."""
+    return Sigmoid.apply(_float(x, "sigmoid"))
+
+
+def tanh(x):
+    return Tanh.apply(_float(x, "tanh"))
+
+
+def softmax(x, dim=-1):
+    """exp(x) / sum(exp(x)) along ``dim`` (numerically stable)."""
+    x = _float(x, "softmax")
+    return Softmax.apply(x, normalize_dim(dim, x.ndim, "softmax"))
+
+
+def log_softmax(x, dim=-1):
+    """x - logsumexp(x) along ``dim`` (numerically stable)."""
+    x = _float(x, "log_softmax")
+    return LogSoftmax.apply(x, normalize_dim(dim, x.ndim, "log_softmax"))

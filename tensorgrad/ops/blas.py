@@ -1,0 +1,116 @@
+"""Matrix products through BLAS (``_kernels/blas.pyx`` -> scipy's cython_blas s/dgemm).
+
+For y = x·W with x [N×D], W [D×M]:  dL/dx = dL/dy·Wᵀ and dL/dW = xᵀ·dL/dy. The transposes are
+views (``.mT``) that the GEMM wrapper passes to BLAS as transpose flags, so backward never
+copies a matrix, and never forms the [N·M × N·D] Jacobian (256 GB at N=64, D=M=4096; the two
+products need a few MB).
+"""
+import numpy as np
+
+from tensorgrad._kernels import blas as BK
+from tensorgrad.function import Function
+from tensorgrad.ops._util import FLOATS, as_tensor, result_float, shape_str, unbroadcast
+from tensorgrad.ops.elementwise import cast
+from tensorgrad.tensor import _wrap
+
+__all__ = ["matmul", "mm", "bmm", "dot"]
+
+
+def _mT(x):
+    from tensorgrad.ops.shape import transpose
+    return transpose(x, -2, -1)
+
+
+class MatMul(Function):
+    """z = a @ b  (2-D or batched 3-D);   ga = g @ bᵀ,   gb = aᵀ @ g"""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ad, bd = a._data, b._data
+        ctx.save_for_backward(a, b)
+        if ad.ndim == 2:
+            out = ctx.empty((ad.shape[0], bd.shape[1]), ad.dtype)
+            BK.gemm(ad, bd, out)
+        else:
+            batch = ad.shape[0] if ad.shape[0] != 1 else bd.shape[0]
+            out = ctx.empty((batch, ad.shape[1], bd.shape[2]), ad.dtype)
+            a3 = np.broadcast_to(ad, (batch,) + ad.shape[1:])
+            b3 = np.broadcast_to(bd, (batch,) + bd.shape[1:])
+            BK.matmul_batched(a3, b3, out)
+        return _wrap(out)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        ga = unbroadcast(MatMul.apply(g, _mT(b)), a.shape) if na else None
+        gb = unbroadcast(MatMul.apply(_mT(a), g), b.shape) if nb else None
+        return ga, gb
+
+
+def matmul(a, b):
+    """Matrix product with PyTorch/numpy semantics: 1-D operands are promoted (and the added
+    dimension removed), 3-D and higher are batched with broadcasting batch dimensions."""
+    from tensorgrad.ops.shape import reshape, squeeze, unsqueeze
+    a = as_tensor(a, op="matmul")
+    b = as_tensor(b, op="matmul")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: both arguments need at least 1 dimension, got shapes "
+                         f"{shape_str(a.shape, b.shape)}")
+    da, db = a._data.dtype, b._data.dtype
+    if da != db or da not in FLOATS:
+        dt = result_float(da if da.kind == "f" else np.dtype(np.float32),
+                          db if db.kind == "f" else np.dtype(np.float32))
+        a, b = cast(a, dt), cast(b, dt)
+    if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+        raise ValueError(f"matmul: shapes {shape_str(a.shape, b.shape)} are not aligned "
+                         f"(inner dimensions {a.shape[-1]} and "
+                         f"{b.shape[-2 if b.ndim > 1 else 0]} differ)")
+    if a.ndim == 2 and b.ndim == 2:
+        return MatMul.apply(a, b)
+    if a.ndim == 1 and b.ndim == 1:
+        return reshape(MatMul.apply(unsqueeze(a, 0), unsqueeze(b, 1)), ())
+    if a.ndim == 1:
+        return squeeze(matmul(unsqueeze(a, 0), b), -2)
+    if b.ndim == 1:
+        return squeeze(matmul(a, unsqueeze(b, 1)), -1)
+    if b.ndim == 2:
+        # [..., M, K] @ [K, N]: one GEMM over the stacked rows
+        lead = a.shape[:-1]
+        y = MatMul.apply(reshape(a, (-1, a.shape[-1])), b)
+        return reshape(y, lead + (b.shape[1],))
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    a3 = _batch3(a, batch)
+    b3 = _batch3(b, batch)
+    y = MatMul.apply(a3, b3)
+    return reshape(y, batch + y.shape[-2:])
+
+
+def _batch3(x, batch):
+    """[..., M, K] -> [B, M, K] (B = prod(batch)); a broadcast batch of one stays 1."""
+    from tensorgrad.ops.shape import expand, reshape
+    if x.ndim == 2:
+        return reshape(x, (1,) + x.shape)
+    if x.shape[:-2] != batch:
+        if all(s == 1 for s in x.shape[:-2]):
+            return reshape(x, (1,) + x.shape[-2:])
+        x = expand(x, batch + x.shape[-2:])
+    return reshape(x, (-1,) + x.shape[-2:])
+
+
+def mm(a, b):
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"mm: expects 2-D tensors, got shapes {shape_str(a.shape, b.shape)}")
+    return matmul(a, b)
+
+
+def bmm(a, b):
+    if a.ndim != 3 or b.ndim != 3:
+        raise ValueError(f"bmm: expects 3-D tensors, got shapes {shape_str(a.shape, b.shape)}")
+    return matmul(a, b)
+
+
+def dot(a, b):
+    if a.ndim != 1 or b.ndim != 1:
+        raise ValueError(f"dot: expects 1-D tensors, got shapes {shape_str(a.shape, b.shape)}")
+    return matmul(a, b)

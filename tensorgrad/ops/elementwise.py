@@ -1,0 +1,655 @@
+"""Elementwise arithmetic: forward kernels and vector-Jacobian products side by side.
+
+Gate patterns from the lectures: add distributes the gradient unchanged, mul swaps its
+inputs (gx = g*y, gy = g*x), max/maximum route the gradient to the winner. Broadcast inputs
+get their gradient summed back to their own shape by ``unbroadcast``.
+
+Float tensors (float32/float64) go through the typed kernels in ``_kernels/elementwise.pyx``;
+integer and bool tensors (labels, indices, masks) use numpy and never require grad.
+Mixed float dtypes promote to float64, as in PyTorch; a Python number takes the tensor's dtype.
+"""
+import numbers
+
+import numpy as np
+
+from tensorgrad._kernels import elementwise as EK
+from tensorgrad.function import Function
+from tensorgrad.ops._util import (FLOATS, as_tensor, broadcast_shape, result_float, shape_str,
+                                  unbroadcast)
+from tensorgrad.tensor import Tensor, _wrap
+
+__all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "maximum",
+           "minimum", "clamp", "where", "cast", "square", "reciprocal", "sign",
+           "eq", "ne", "lt", "le", "gt", "ge", "logical_not", "accumulate_"]
+
+_binary = EK.binary
+_binary_scalar = EK.binary_scalar
+_unary = EK.unary
+_NUM = (int, float, np.floating, np.integer)
+
+
+# ---------------------------------------------------------------------------------------------
+# forward helpers
+# ---------------------------------------------------------------------------------------------
+def _binary_forward(ctx, code, x, y):
+    """out = x (code) y where at least one of x, y is a float Tensor and the other a Tensor
+    of the same dtype or a Python number."""
+    if type(y) is not Tensor and not isinstance(y, Tensor):
+        out = ctx.empty(x._data.shape, x._data.dtype)
+        _binary_scalar(code, x._data, float(y), out, False)
+    elif not isinstance(x, Tensor):
+        out = ctx.empty(y._data.shape, y._data.dtype)
+        _binary_scalar(code, y._data, float(x), out, True)
+    else:
+        xs = x._data.shape
+        ys = y._data.shape
+        shape = xs if xs == ys else broadcast_shape(xs, ys, ctx.fn.__name__.lower())
+        out = ctx.empty(shape, x._data.dtype)
+        _binary(code, x._data, y._data, out)
+    return _wrap(out)
+
+
+def _shape(v):
+    return v.shape if isinstance(v, Tensor) else ()
+
+
+class Add(Function):
+    """z = x + y;   gx = g,   gy = g   (summed back over broadcast dims)"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.shapes = (_shape(x), _shape(y))
+        return _binary_forward(ctx, EK.ADD, x, y)
+
+    @staticmethod
+    def backward(ctx, g):
+        sx, sy = ctx.shapes
+        nx, ny = ctx.needs_input_grad
+        return (unbroadcast(g, sx) if nx else None, unbroadcast(g, sy) if ny else None)
+
+
+class Sub(Function):
+    """z = x - y;   gx = g,   gy = -g"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.shapes = (_shape(x), _shape(y))
+        return _binary_forward(ctx, EK.SUB, x, y)
+
+    @staticmethod
+    def backward(ctx, g):
+        sx, sy = ctx.shapes
+        nx, ny = ctx.needs_input_grad
+        return (unbroadcast(g, sx) if nx else None, unbroadcast(neg(g), sy) if ny else None)
+
+
+class Mul(Function):
+    """z = x * y;   gx = g * y,   gy = g * x   (the swap gate)"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x if isinstance(x, Tensor) else None,
+                              y if isinstance(y, Tensor) else None)
+        ctx.consts = (x, y)
+        return _binary_forward(ctx, EK.MUL, x, y)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        if x is None:
+            x = ctx.consts[0]
+        if y is None:
+            y = ctx.consts[1]
+        nx, ny = ctx.needs_input_grad
+        gx = unbroadcast(mul(g, y), x.shape) if nx else None
+        gy = unbroadcast(mul(g, x), y.shape) if ny else None
+        return gx, gy
+
+
+class Div(Function):
+    """z = x / y;   gx = g / y,   gy = -g * x / y**2"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x if isinstance(x, Tensor) else None,
+                              y if isinstance(y, Tensor) else None)
+        ctx.consts = (x, y)
+        return _binary_forward(ctx, EK.DIV, x, y)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        if x is None:
+            x = ctx.consts[0]
+        if y is None:
+            y = ctx.consts[1]
+        nx, ny = ctx.needs_input_grad
+        gx = unbroadcast(div(g, y), x.shape) if nx else None
+        gy = unbroadcast(neg(div(mul(g, x), mul(y, y))), y.shape) if ny else None
+        return gx, gy
+
+
+class Pow(Function):
+    """z = x ** y;   gx = g * y * x**(y-1),   gy = g * z * log(x)"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.consts = (x, y)
+        out = _binary_forward(ctx, EK.POW, x, y)
+        ctx.save_for_backward(x if isinstance(x, Tensor) else None,
+                              y if isinstance(y, Tensor) else None, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y, z = ctx.saved_tensors
+        nx, ny = ctx.needs_input_grad
+        gx = gy = None
+        if nx:
+            if y is None:
+                p = ctx.consts[1]
+                gx = mul(g, mul(pow(x, p - 1), p)) if p != 0 else mul(g, 0.0)
+            else:
+                gx = unbroadcast(mul(g, mul(y, pow(x, sub(y, 1.0)))), x.shape)
+        if ny:
+            xv = x if x is not None else ctx.consts[0]
+            logx = log(xv) if isinstance(xv, Tensor) else float(np.log(xv))
+            gy = unbroadcast(mul(mul(g, z), logx), y.shape)
+        return gx, gy
+
+
+def _win_mask(x, y, code):
+    """1 where x wins, 0.5 on ties, 0 where y wins (a constant: carries no gradient)."""
+    xd = x._data if isinstance(x, Tensor) else x
+    yd = y._data if isinstance(y, Tensor) else y
+    dt = (x if isinstance(x, Tensor) else y)._data.dtype
+    win = np.greater(xd, yd) if code == EK.MAXIMUM else np.less(xd, yd)
+    return _wrap(np.asarray(np.where(np.equal(xd, yd), 0.5, win), dtype=dt))
+
+
+class _MinMax(Function):
+    """z = max(x, y) (or min);   gx = g * [x wins],   gy = g * [y wins].
+
+    Ties split the gradient evenly (0.5 each), as PyTorch's maximum/minimum do, so the
+    gradient stays the average of the two one-sided derivatives.
+    """
+    code = None
+
+    @classmethod
+    def forward(cls, ctx, x, y):
+        ctx.save_for_backward(x if isinstance(x, Tensor) else None,
+                              y if isinstance(y, Tensor) else None)
+        ctx.consts = (x, y)
+        return _binary_forward(ctx, cls.code, x, y)
+
+    @classmethod
+    def backward(cls, ctx, g):
+        x, y = ctx.saved_tensors
+        x = ctx.consts[0] if x is None else x
+        y = ctx.consts[1] if y is None else y
+        m = _win_mask(x, y, cls.code)
+        nx, ny = ctx.needs_input_grad
+        gx = unbroadcast(mul(g, m), x.shape) if nx else None
+        gy = unbroadcast(mul(g, rsub_scalar(m, 1.0)), y.shape) if ny else None
+        return gx, gy
+
+
+class Maximum(_MinMax):
+    code = EK.MAXIMUM
+
+
+class Minimum(_MinMax):
+    code = EK.MINIMUM
+
+
+def rsub_scalar(t, s):
+    """s - t for a Python number s."""
+    return Sub.apply(s, t) if t._requires_grad else _wrap(np.asarray(s - t._data))
+
+
+# ---------------------------------------------------------------------------------------------
+# unary
+# ---------------------------------------------------------------------------------------------
+def _unary_forward(ctx, code, x):
+    out = ctx.empty(x._data.shape, x._data.dtype)
+    _unary(code, x._data, out)
+    return _wrap(out)
+
+
+class Neg(Function):
+    """z = -x;   gx = -g"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return _unary_forward(ctx, EK.NEG, x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return neg(g)
+
+
+class Exp(Function):
+    """z = exp(x);   gx = g * z"""
+
+    @staticmethod
+    def forward(ctx, x):
+        z = _unary_forward(ctx, EK.EXP, x)
+        ctx.save_for_backward(z)
+        return z
+
+    @staticmethod
+    def backward(ctx, g):
+        (z,) = ctx.saved_tensors
+        return mul(g, z)
+
+
+class Log(Function):
+    """z = log(x);   gx = g / x"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return _unary_forward(ctx, EK.LOG, x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return div(g, x)
+
+
+class Sqrt(Function):
+    """z = sqrt(x);   gx = g / (2 z)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        z = _unary_forward(ctx, EK.SQRT, x)
+        ctx.save_for_backward(z)
+        return z
+
+    @staticmethod
+    def backward(ctx, g):
+        (z,) = ctx.saved_tensors
+        return div(g, mul(z, 2.0))
+
+
+class Square(Function):
+    """z = x²;   gx = 2 g x"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return _unary_forward(ctx, EK.SQUARE, x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return mul(g, mul(x, 2.0))
+
+
+class Reciprocal(Function):
+    """z = 1/x;   gx = -g z²"""
+
+    @staticmethod
+    def forward(ctx, x):
+        z = _unary_forward(ctx, EK.RECIPROCAL, x)
+        ctx.save_for_backward(z)
+        return z
+
+    @staticmethod
+    def backward(ctx, g):
+        (z,) = ctx.saved_tensors
+        return neg(mul(g, mul(z, z)))
+
+
+class Abs(Function):
+    """z = |x|;   gx = g * sign(x)   (0 at x == 0, as in PyTorch)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return _unary_forward(ctx, EK.ABS, x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return mul(g, sign(x))
+
+
+class Clamp(Function):
+    """z = min(max(x, lo), hi);   gx = g where lo <= x <= hi else 0"""
+
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        ctx.save_for_backward(x)
+        ctx.bounds = (lo, hi)
+        out = ctx.empty(x._data.shape, x._data.dtype)
+        EK.clamp(x._data, lo, hi, out)
+        return _wrap(out)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        lo, hi = ctx.bounds
+        return ClampBackward.apply(g, x, lo, hi), None, None
+
+
+class ClampBackward(Function):
+    """gx = g * [lo <= x <= hi]: linear in g (so its own backward is itself), 0 a.e. in x."""
+
+    @staticmethod
+    def forward(ctx, g, x, lo, hi):
+        ctx.save_for_backward(x)
+        ctx.bounds = (lo, hi)
+        out = ctx.empty(g._data.shape, g._data.dtype)
+        EK.clamp_mask(x._data, lo, hi, g._data, out)
+        return _wrap(out)
+
+    @staticmethod
+    def backward(ctx, gg):
+        (x,) = ctx.saved_tensors
+        lo, hi = ctx.bounds
+        return ClampBackward.apply(gg, x, lo, hi), None, None, None
+
+
+class Where(Function):
+    """z = where(c, x, y);   gx = where(c, g, 0),   gy = where(c, 0, g)"""
+
+    @staticmethod
+    def forward(ctx, cond, x, y):
+        ctx.save_for_backward(cond)
+        ctx.shapes = (x.shape, y.shape)
+        shape = np.broadcast_shapes(cond.shape, x.shape, y.shape)
+        out = ctx.empty(shape, x._data.dtype)
+        EK.where(cond._data, x._data, y._data, out)
+        return _wrap(out)
+
+    @staticmethod
+    def backward(ctx, g):
+        (cond,) = ctx.saved_tensors
+        sx, sy = ctx.shapes
+        _, nx, ny = ctx.needs_input_grad
+        zero = _wrap(np.zeros((), g._data.dtype))
+        gx = unbroadcast(where(cond, g, zero), sx) if nx else None
+        gy = unbroadcast(where(cond, zero, g), sy) if ny else None
+        return None, gx, gy
+
+
+class Cast(Function):
+    """z = x.astype(dtype);   gx = g.astype(x.dtype)"""
+
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.src = x._data.dtype
+        out = ctx.empty(x._data.shape, dtype)
+        out[...] = x._data
+        return _wrap(out)
+
+    @staticmethod
+    def backward(ctx, g):
+        return cast(g, ctx.src), None
+
+
+# ---------------------------------------------------------------------------------------------
+# public functions
+# ---------------------------------------------------------------------------------------------
+def cast(x, dtype):
+    """x converted to ``dtype`` (differentiable between float dtypes; no copy if equal)."""
+    dtype = np.dtype(dtype)
+    if x._data.dtype == dtype:
+        return x
+    if dtype.kind == "f" and x._data.dtype.kind == "f":
+        return Cast.apply(x, dtype)
+    return _wrap(x._data.astype(dtype))
+
+
+_NP_BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide,
+              "pow": np.power, "maximum": np.maximum, "minimum": np.minimum}
+
+
+def _dispatch(cls, a, b, name):
+    """Route a binary op: the fast path is two float Tensors of one dtype, or a float Tensor
+    and a Python number; everything else is coerced/promoted first."""
+    if isinstance(a, Tensor):
+        da = a._data.dtype
+        if isinstance(b, Tensor):
+            db = b._data.dtype
+            if da == db and da in FLOATS:
+                return cls.apply(a, b)
+        elif isinstance(b, _NUM) and not isinstance(b, (bool, np.bool_)) and da in FLOATS:
+            return cls.apply(a, b)
+    elif isinstance(b, Tensor) and isinstance(a, _NUM) and not isinstance(a, (bool, np.bool_)) \
+            and b._data.dtype in FLOATS:
+        return cls.apply(a, b)
+    return _promote(cls, a, b, name)
+
+
+def _promote(cls, a, b, name):
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        raise TypeError(f"{name}: expected at least one Tensor, got {type(a).__name__} and "
+                        f"{type(b).__name__}")
+    a_num = isinstance(a, numbers.Number) or isinstance(a, np.generic)
+    b_num = isinstance(b, numbers.Number) or isinstance(b, np.generic)
+    ta = None if a_num else as_tensor(a, op=name)
+    tb = None if b_num else as_tensor(b, op=name)
+    da = ta._data.dtype if ta is not None else None
+    db = tb._data.dtype if tb is not None else None
+    if (da is not None and da.kind == "f") or (db is not None and db.kind == "f"):
+        if da is not None and da.kind == "f" and db is not None and db.kind == "f":
+            dt = result_float(da, db)
+        else:
+            dt = da if (da is not None and da.kind == "f") else db
+        ta = cast(ta, dt) if ta is not None else None
+        tb = cast(tb, dt) if tb is not None else None
+        x = ta if ta is not None else float(a)
+        y = tb if tb is not None else float(b)
+        return cls.apply(x, y)
+    # integer/bool arithmetic (never differentiable); a float scalar makes the result float32
+    xa = ta._data if ta is not None else a
+    xb = tb._data if tb is not None else b
+    if name == "div" or isinstance(a, float) or isinstance(b, float):
+        res = _NP_BINARY[name](np.asarray(xa, np.float32), np.asarray(xb, np.float32))
+        return _wrap(np.asarray(res, np.float32))
+    try:
+        res = _NP_BINARY[name](xa, xb)
+    except ValueError:
+        raise ValueError(f"{name}: shapes {shape_str(np.shape(xa), np.shape(xb))} cannot be "
+                         f"broadcast together") from None
+    return _wrap(np.asarray(res))
+
+
+def add(x, y, alpha=1):
+    """x + alpha * y, with numpy broadcasting."""
+    if alpha != 1:
+        y = mul(y, alpha)
+    return _dispatch(Add, x, y, "add")
+
+
+def sub(x, y, alpha=1):
+    """x - alpha * y, with numpy broadcasting."""
+    if alpha != 1:
+        y = mul(y, alpha)
+    return _dispatch(Sub, x, y, "sub")
+
+
+def mul(x, y):
+    """x * y, with numpy broadcasting."""
+    return _dispatch(Mul, x, y, "mul")
+
+
+def div(x, y):
+    """x / y (true division), with numpy broadcasting."""
+    return _dispatch(Div, x, y, "div")
+
+
+def pow(x, y):
+    """x ** y, with numpy broadcasting (float semantics: negative base, fractional power
+    gives nan)."""
+    return _dispatch(Pow, x, y, "pow")
+
+
+def maximum(x, y):
+    """Elementwise max; the gradient goes to the larger input (split evenly on ties)."""
+    return _dispatch(Maximum, x, y, "maximum")
+
+
+def minimum(x, y):
+    """Elementwise min; the gradient goes to the smaller input (split evenly on ties)."""
+    return _dispatch(Minimum, x, y, "minimum")
+
+
+def _unary_dispatch(cls, x, name, np_fn):
+    if not isinstance(x, Tensor):
+        x = as_tensor(x, op=name)
+    if x._data.dtype in FLOATS:
+        return cls.apply(x)
+    if np_fn is None:
+        return cls.apply(cast(x, np.float32))
+    return _wrap(np.asarray(np_fn(x._data)))
+
+
+def neg(x):
+    return _unary_dispatch(Neg, x, "neg", np.negative)
+
+
+def exp(x):
+    return _unary_dispatch(Exp, x, "exp", None)
+
+
+def log(x):
+    return _unary_dispatch(Log, x, "log", None)
+
+
+def sqrt(x):
+    return _unary_dispatch(Sqrt, x, "sqrt", None)
+
+
+def square(x):
+    return _unary_dispatch(Square, x, "square", np.square)
+
+
+def reciprocal(x):
+    return _unary_dispatch(Reciprocal, x, "reciprocal", None)
+
+
+def abs(x):
+    return _unary_dispatch(Abs, x, "abs", np.abs)
+
+
+def sign(x):
+    """-1, 0 or 1 (no gradient)."""
+    x = as_tensor(x, op="sign")
+    return _wrap(np.sign(x._data))
+
+
+def clamp(x, min=None, max=None):
+    """Clip x into [min, max]; the gradient passes where min <= x <= max."""
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    x = as_tensor(x, op="clamp")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        if min is not None:
+            x = maximum(x, min)
+        if max is not None:
+            x = minimum(x, max)
+        return x
+    lo = -np.inf if min is None else float(min)
+    hi = np.inf if max is None else float(max)
+    if x._data.dtype not in FLOATS:
+        return _wrap(np.clip(x._data, min, max))
+    return Clamp.apply(x, lo, hi)
+
+
+def where(condition, x, y):
+    """Pick x where condition is true, y elsewhere (broadcasting); condition carries no grad."""
+    cond = as_tensor(condition, op="where")
+    if cond._data.dtype != np.bool_:
+        cond = _wrap(cond._data.astype(bool))
+    xt = x if isinstance(x, Tensor) else None
+    yt = y if isinstance(y, Tensor) else None
+    like = xt if xt is not None else yt
+    if like is None:
+        raise TypeError("where: x or y must be a Tensor")
+    x = as_tensor(x, like=like, op="where")
+    y = as_tensor(y, like=like, op="where")
+    dx, dy = x._data.dtype, y._data.dtype
+    if dx.kind == "f" or dy.kind == "f":
+        dt = result_float(dx, dy) if dx.kind == "f" and dy.kind == "f" else \
+            (dx if dx.kind == "f" else dy)
+        x, y = cast(x, dt), cast(y, dt)
+        try:
+            np.broadcast_shapes(cond.shape, x.shape, y.shape)
+        except ValueError:
+            raise ValueError(f"where: shapes {shape_str(cond.shape, x.shape, y.shape)} cannot "
+                             f"be broadcast together") from None
+        return Where.apply(cond, x, y)
+    return _wrap(np.where(cond._data, x._data, y._data))
+
+
+def _cmp(np_fn, name):
+    def op(x, y):
+        xd = x._data if isinstance(x, Tensor) else x
+        yd = y._data if isinstance(y, Tensor) else y
+        try:
+            return _wrap(np.asarray(np_fn(xd, yd)))
+        except ValueError:
+            raise ValueError(f"{name}: shapes {shape_str(np.shape(xd), np.shape(yd))} cannot "
+                             f"be broadcast together") from None
+    op.__name__ = name
+    op.__doc__ = f"Elementwise {name} comparison: a bool mask that carries no gradient."
+    return op
+
+
+eq = _cmp(np.equal, "eq")
+ne = _cmp(np.not_equal, "ne")
+lt = _cmp(np.less, "lt")
+le = _cmp(np.less_equal, "le")
+gt = _cmp(np.greater, "gt")
+ge = _cmp(np.greater_equal, "ge")
+
+
+def logical_not(x):
+    return _wrap(np.logical_not(x._data))
+
+
+# ---------------------------------------------------------------------------------------------
+# in place (used by the engine and by Tensor.add_ & co.; never recorded)
+# ---------------------------------------------------------------------------------------------
+def accumulate_(acc, g):
+    """acc += g in place (gradient accumulation; same shape and dtype)."""
+    a = acc._data
+    gd = g._data
+    if a.shape != gd.shape:
+        raise RuntimeError(f"accumulate: gradient shapes {shape_str(a.shape, gd.shape)} differ")
+    if gd.dtype != a.dtype:
+        gd = gd.astype(a.dtype)
+    if a.flags.c_contiguous and a.dtype in FLOATS:
+        EK.accumulate(a, gd)
+    else:
+        np.add(a, gd, out=a)
+    acc._version[0] += 1
+
+
+_INPLACE_CODE = {"add_": EK.ADD, "sub_": EK.SUB, "mul_": EK.MUL, "div_": EK.DIV}
+_INPLACE_NP = {"add_": np.add, "sub_": np.subtract, "mul_": np.multiply, "div_": np.true_divide}
+
+
+def _inplace(t, op, other, alpha=None):
+    a = t._data
+    o = other._data if isinstance(other, Tensor) else other
+    if alpha is not None and alpha != 1:
+        o = np.multiply(o, alpha)
+    if isinstance(o, np.ndarray):
+        try:
+            shape = np.broadcast_shapes(a.shape, o.shape)
+        except ValueError:
+            shape = None
+        if shape != a.shape:
+            raise ValueError(f"{op}: cannot broadcast shape {o.shape} into the in-place "
+                             f"target of shape {a.shape}")
+        if a.dtype in FLOATS and a.flags.c_contiguous and o.dtype == a.dtype:
+            _binary(_INPLACE_CODE[op], a, o, a)
+            return
+    elif a.dtype in FLOATS and a.flags.c_contiguous and isinstance(o, _NUM):
+        _binary_scalar(_INPLACE_CODE[op], a, float(o), a, False)
+        return
+    _INPLACE_NP[op](a, o, out=a, casting="same_kind")

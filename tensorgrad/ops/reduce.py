@@ -1,0 +1,268 @@
+"""Reductions: sum, mean, max, min, logsumexp (and argmax/argmin).
+
+Kernels see a C-contiguous array as [A, B, C] and reduce the middle axis B: any contiguous
+run of axes reduces in one call; other axis sets reduce run by run. Sums accumulate in double.
+The backward of a sum broadcasts g back (a view, no copy); max/min route the whole gradient to
+the winning element (the first one on ties, like argmax).
+"""
+import numpy as np
+
+from tensorgrad._kernels import reduce as RK
+from tensorgrad.function import Function
+from tensorgrad.ops._util import FLOATS, as_tensor, normalize_dim, normalize_dims
+from tensorgrad.ops.elementwise import cast, exp, mul, sub
+from tensorgrad.tensor import Tensor, _wrap
+
+__all__ = ["sum", "mean", "max", "min", "logsumexp", "argmax", "argmin"]
+
+
+def _runs(dims):
+    """Split sorted dims into runs of consecutive axes: (0,1,3) -> [(0,1), (3,3)]."""
+    runs = []
+    for d in dims:
+        if runs and runs[-1][1] == d - 1:
+            runs[-1][1] = d
+        else:
+            runs.append([d, d])
+    return runs
+
+
+def _prod(shape):
+    p = 1
+    for s in shape:
+        p *= s
+    return p
+
+
+def _sum_data(d, dims, scale, ctx=None):
+    """Sum of ndarray d over sorted ``dims`` (keepdim shape), times ``scale``."""
+    if not d.flags.c_contiguous:
+        d = np.ascontiguousarray(d)
+    runs = _runs(dims)
+    for k, (lo, hi) in enumerate(reversed(runs)):
+        shape = d.shape
+        a, b, c = _prod(shape[:lo]), _prod(shape[lo:hi + 1]), _prod(shape[hi + 1:])
+        out_shape = shape[:lo] + (1,) * (hi + 1 - lo) + shape[hi + 1:]
+        last = k == len(runs) - 1
+        out = ctx.empty(out_shape, d.dtype) if (last and ctx is not None) \
+            else np.empty(out_shape, d.dtype)
+        RK.sum_mid(d.reshape(a, b, c), out.reshape(a, c), scale if last else 1.0)
+        d = out
+    return d
+
+
+class Sum(Function):
+    """z = sum(x, dims) * scale;   gx = broadcast(g) * scale   (scale = 1/n gives mean)"""
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim, scale):
+        d = x._data
+        ctx.in_shape = d.shape
+        ctx.dims = dims
+        ctx.scale = scale
+        if not dims:
+            out = ctx.empty(d.shape, d.dtype)
+            np.multiply(d, scale, out=out)
+            return _wrap(out)
+        kshape = tuple(1 if i in dims else s for i, s in enumerate(d.shape))
+        if len(dims) == d.ndim and d.flags.c_contiguous:
+            out = ctx.empty(kshape if keepdim else (), d.dtype)
+            out[...] = RK.sum_all(d) * scale
+        else:
+            r = _sum_data(d, dims, scale, ctx if keepdim else None)
+            out = r if keepdim else r.reshape(tuple(s for i, s in enumerate(d.shape)
+                                                     if i not in dims))
+        ctx.kshape = kshape
+        return _wrap(out)
+
+    @staticmethod
+    def backward(ctx, g):
+        from tensorgrad.ops.shape import expand, reshape
+        if not ctx.dims:
+            return mul(g, ctx.scale), None, None, None
+        gk = reshape(g, ctx.kshape)
+        if ctx.scale != 1.0:
+            gk = mul(gk, ctx.scale)
+        return expand(gk, ctx.in_shape), None, None, None
+
+
+def _floatify(x, op):
+    x = as_tensor(x, op=op)
+    return x
+
+
+def sum(x, dim=None, keepdim=False, dtype=None):
+    """Sum over ``dim`` (an int, a tuple, or None for all), accumulated in double."""
+    x = _floatify(x, "sum")
+    if dtype is not None:
+        x = cast(x, dtype)
+    dims = normalize_dims(dim, x.ndim, "sum")
+    if x._data.dtype not in FLOATS:
+        return _wrap(np.asarray(np.sum(x._data, axis=dims, keepdims=keepdim)))
+    return Sum.apply(x, dims, keepdim, 1.0)
+
+
+def mean(x, dim=None, keepdim=False):
+    """Mean over ``dim`` (an int, a tuple, or None for all)."""
+    x = _floatify(x, "mean")
+    if x._data.dtype not in FLOATS:
+        x = cast(x, np.float32)
+    dims = normalize_dims(dim, x.ndim, "mean")
+    n = _prod(x.shape[d] for d in dims)
+    if n == 0:
+        raise ValueError(f"mean: reducing over zero elements (shape {x.shape}, dims {dims})")
+    return Sum.apply(x, dims, keepdim, 1.0 / n)
+
+
+class _MaxMin(Function):
+    """z = max(x, dim);   gx = g routed to the arg-max position (first on ties)."""
+    kernel = None
+
+    @classmethod
+    def forward(cls, ctx, x, dim, keepdim):
+        d = x._data
+        if not d.flags.c_contiguous:
+            d = np.ascontiguousarray(d)
+        shape = d.shape
+        if dim is None:
+            a, b, c = 1, d.size, 1
+            kshape = (1,) * d.ndim
+            oshape = kshape if keepdim else ()
+        else:
+            a, b, c = _prod(shape[:dim]), shape[dim], _prod(shape[dim + 1:])
+            kshape = shape[:dim] + (1,) + shape[dim + 1:]
+            oshape = kshape if keepdim else shape[:dim] + shape[dim + 1:]
+        if b == 0:
+            raise ValueError(f"{cls.__name__.lower()}: reduction over an empty dimension "
+                             f"(shape {shape})")
+        out = ctx.empty(oshape, d.dtype)
+        idx = np.empty(oshape, np.int64)
+        cls.kernel(d.reshape(a, b, c), out.reshape(a, c), idx.reshape(a, c))
+        ctx.meta = (shape, dim, kshape)
+        ctx.idx = idx
+        values, indices = _wrap(out), _wrap(idx)
+        ctx.mark_non_differentiable(indices)
+        return values, indices
+
+    @staticmethod
+    def backward(ctx, g, _gi):
+        shape, dim, kshape = ctx.meta
+        return RouteGrad.apply(g, ctx.idx, shape, dim, kshape), None, None
+
+
+class Max(_MaxMin):
+    kernel = staticmethod(RK.max_mid)
+
+
+class Min(_MaxMin):
+    kernel = staticmethod(RK.min_mid)
+
+
+class RouteGrad(Function):
+    """gx = zeros(shape) with g placed at the arg-max positions; linear in g (backward:
+    gather g back from those positions)."""
+
+    @staticmethod
+    def forward(ctx, g, idx, shape, dim, kshape):
+        ctx.meta = (idx, shape, dim, kshape)
+        out = ctx.empty(shape, g._data.dtype)
+        out.fill(0)
+        gk = g._data.reshape(kshape)
+        ik = idx.reshape(kshape)
+        if dim is None:
+            out.reshape(-1)[ik.reshape(-1)] = gk.reshape(-1)
+        else:
+            np.put_along_axis(out, ik, gk, axis=dim)
+        return _wrap(out)
+
+    @staticmethod
+    def backward(ctx, gg):
+        from tensorgrad.ops.shape import gather, reshape
+        idx, shape, dim, kshape = ctx.meta
+        if dim is None:
+            r = gather(reshape(gg, (-1,)), 0, _wrap(idx.reshape(1)))
+        else:
+            r = gather(gg, dim, _wrap(idx.reshape(kshape)))
+        return reshape(r, idx.shape), None, None, None, None
+
+
+def _maxmin(cls, np_fn, x, dim, keepdim, name, binary):
+    if isinstance(dim, Tensor):
+        return binary(x, dim)
+    x = as_tensor(x, op=name)
+    if dim is not None:
+        dim = normalize_dim(dim, x.ndim, name)
+    if x._data.dtype not in FLOATS:
+        if x._data.size == 0:
+            raise ValueError(f"{name}: reduction over an empty tensor")
+        if dim is None:
+            return _wrap(np.asarray(np_fn(x._data)))
+        vals = np_fn(x._data, axis=dim, keepdims=keepdim)
+        arg = (np.argmax if name == "max" else np.argmin)(x._data, axis=dim, keepdims=keepdim)
+        return _wrap(np.asarray(vals)), _wrap(np.asarray(arg))
+    values, indices = cls.apply(x, dim, keepdim)
+    return values if dim is None else (values, indices)
+
+
+def max(x, dim=None, keepdim=False):
+    """max(x) -> the largest value; max(x, dim) -> (values, indices); max(x, y) -> maximum.
+
+    The gradient goes to the winning element; on ties, to the first one (like argmax).
+    """
+    from tensorgrad.ops.elementwise import maximum
+    return _maxmin(Max, np.max, x, dim, keepdim, "max", maximum)
+
+
+def min(x, dim=None, keepdim=False):
+    """min(x) -> the smallest value; min(x, dim) -> (values, indices); min(x, y) -> minimum."""
+    from tensorgrad.ops.elementwise import minimum
+    return _maxmin(Min, np.min, x, dim, keepdim, "min", minimum)
+
+
+def argmax(x, dim=None, keepdim=False):
+    x = as_tensor(x, op="argmax")
+    return _wrap(np.asarray(np.argmax(x._data, axis=dim, keepdims=keepdim)))
+
+
+def argmin(x, dim=None, keepdim=False):
+    x = as_tensor(x, op="argmin")
+    return _wrap(np.asarray(np.argmin(x._data, axis=dim, keepdims=keepdim)))
+
+
+class LogSumExp(Function):
+    """z = log(sum(exp(x), dim));   gx = g * exp(x - z)   (= g * softmax(x))"""
+
+    @staticmethod
+    def forward(ctx, x, dim, keepdim):
+        d = x._data
+        if not d.flags.c_contiguous:
+            d = np.ascontiguousarray(d)
+        shape = d.shape
+        kshape = shape[:dim] + (1,) + shape[dim + 1:]
+        out = ctx.empty(kshape if keepdim else shape[:dim] + shape[dim + 1:], d.dtype)
+        RK.logsumexp_mid(d.reshape(_prod(shape[:dim]), shape[dim], _prod(shape[dim + 1:])),
+                         out.reshape(_prod(shape[:dim]), _prod(shape[dim + 1:])))
+        z = _wrap(out)
+        ctx.save_for_backward(x, z)
+        ctx.kshape = kshape
+        return z
+
+    @staticmethod
+    def backward(ctx, g):
+        from tensorgrad.ops.shape import reshape
+        x, z = ctx.saved_tensors
+        k = ctx.kshape
+        return mul(reshape(g, k), exp(sub(x, reshape(z, k)))), None, None
+
+
+def logsumexp(x, dim, keepdim=False):
+    """log(sum(exp(x))) along ``dim``, stable for large inputs."""
+    x = as_tensor(x, op="logsumexp")
+    if x._data.dtype not in FLOATS:
+        x = cast(x, np.float32)
+    if isinstance(dim, (tuple, list)):
+        if len(dim) != 1:
+            raise ValueError("logsumexp: reduce one dimension at a time")
+        dim = dim[0]
+    dim = normalize_dim(dim, x.ndim, "logsumexp")
+    return LogSumExp.apply(x, dim, keepdim)
