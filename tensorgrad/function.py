@@ -125,12 +125,18 @@ class Context:
     """
     __slots__ = ("fn", "next_edges", "args", "needs_input_grad", "n_outputs", "out_meta",
                  "_saved", "_versions", "_released", "_out_bufs", "_gbuf", "_gown", "_mark",
+                 "_non_diff", "_retain",
+                 # attributes built-in ops stash on ctx: slots avoid a dict per node
+                 "dim", "dims", "in_shape", "meta", "consts", "shapes", "kshape", "key",
+                 "bounds", "src", "sizes", "scale", "perm", "idx", "reduction",
                  "__dict__")
 
     def __init__(self):
         self._saved = None
         self._released = False
         self._out_bufs = None
+        self._non_diff = None
+        self._retain = None
 
     @property
     def name(self):
@@ -142,7 +148,7 @@ class Context:
 
     def mark_non_differentiable(self, *tensors):
         """Outputs listed here never require grad (e.g. argmax indices)."""
-        self.__dict__["_non_diff"] = {id(t) for t in tensors}
+        self._non_diff = {id(t) for t in tensors}
 
     @property
     def saved_tensors(self):
@@ -218,12 +224,11 @@ def _finish_saved(ctx, outs):
             raise TypeError(f"{ctx.fn.__name__}: save_for_backward takes Tensors or None, "
                             f"got {type(s).__name__}")
         versions.append(s._version[0])
-        for j, o in enumerate(outs):
-            if s is o:
-                if new is None:
-                    new = list(saved)
-                new[i] = _SavedOutput(j, o._data, o._version)
-                break
+        if s.grad_fn is ctx:        # one of this node's own outputs
+            if new is None:
+                new = list(saved)
+            j = s._out_nr
+            new[i] = _SavedOutput(j, outs[j]._data, outs[j]._version)
     if new is not None:
         ctx._saved = tuple(new)
     ctx._versions = versions
@@ -247,57 +252,73 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
-        ctx = Context()
+        ctx = _new_context(Context)
         ctx.fn = cls
-        record = False
+        ctx._saved = None
+        ctx._out_bufs = None
+        ctx._non_diff = None
         if _mode.enabled:
+            edges = []
+            kept = []
+            record = False
             for a in args:
                 if isinstance(a, Tensor) and a._requires_grad:
-                    record = True
-                    break
-        if not record:
-            ctx.next_edges = None
-            ctx.needs_input_grad = (False,) * len(args)
-            prev = _mode.enabled
-            _mode.enabled = False
-            try:
-                result = cls.forward(ctx, *args)
-            finally:
-                _mode.enabled = prev
-            ctx._saved = None    # nothing will run backward: drop references at once
-            return result
-        edges = []
-        needs = []
-        kept = []
-        for a in args:
-            if isinstance(a, Tensor):
-                if a._requires_grad:
                     fn = a.grad_fn
-                    edges.append((fn, a._out_nr) if fn is not None else a)
-                    needs.append(True)
-                    kept.append(None if fn is not None else a)
-                    continue
-                kept.append(a)
-            else:
-                kept.append(a)
-            edges.append(None)
-            needs.append(False)
-        ctx.next_edges = tuple(edges)
-        ctx.needs_input_grad = tuple(needs)
-        ctx.args = kept
-        _mode.enabled = False
-        try:
-            result = cls.forward(ctx, *args)
-        finally:
-            _mode.enabled = True
-        return _attach(ctx, result)
+                    if fn is None:
+                        edges.append(a)
+                        kept.append(a)
+                    else:
+                        edges.append((fn, a._out_nr))
+                        kept.append(None)   # replay recomputes it; do not keep it alive
+                    record = True
+                else:
+                    edges.append(None)
+                    kept.append(a)
+            if record:
+                ctx.next_edges = edges = tuple(edges)
+                ctx.needs_input_grad = tuple([e is not None for e in edges])
+                ctx.args = kept
+                ctx._released = False
+                ctx._retain = None
+                _mode.enabled = False
+                try:
+                    result = cls.forward(ctx, *args)
+                finally:
+                    _mode.enabled = True
+                return _attach(ctx, result)
+            try:
+                ctx.next_edges = None
+                ctx.needs_input_grad = (False,) * len(args)
+                _mode.enabled = False
+                return cls.forward(ctx, *args)
+            finally:
+                _mode.enabled = True
+        ctx.next_edges = None
+        ctx.needs_input_grad = (False,) * len(args)
+        return cls.forward(ctx, *args)
+
+
+_new_context = object.__new__
 
 
 def _attach(ctx, result):
     """Make ctx the grad_fn of the forward's outputs."""
+    non_diff = ctx._non_diff
+    if type(result) is Tensor and non_diff is None:       # the common single-output case
+        if result.grad_fn is not None or result._requires_grad:
+            result = _alias(result)   # forward returned an input or a tensor with history
+        if result._data.dtype.kind == "f":
+            result.grad_fn = ctx
+            result._out_nr = 0
+            result._requires_grad = True
+        ctx.n_outputs = 1
+        ctx.out_meta = ((result._data.shape, result._data.dtype),)
+        _finish_saved(ctx, (result,))
+        ctx._gbuf = None
+        ctx._mark = 0
+        return result
     single = isinstance(result, Tensor)
-    outs = (result,) if single else tuple(result)
-    non_diff = ctx.__dict__.get("_non_diff")
+    outs = [result] if single else list(result)
     for i, o in enumerate(outs):
         if not isinstance(o, Tensor):
             raise TypeError(f"{ctx.fn.__name__}.forward must return Tensors, "
@@ -306,17 +327,16 @@ def _attach(ctx, result):
             continue
         if o._data.dtype.kind == "f":
             if o.grad_fn is not None or o._requires_grad:
-                # forward returned one of its inputs (or a tensor that already has history)
                 o = outs[i] = _alias(o)
             o.grad_fn = ctx
             o._out_nr = i
             o._requires_grad = True
     ctx.n_outputs = len(outs)
-    ctx.out_meta = tuple((o.shape, o._data.dtype) for o in outs)
+    ctx.out_meta = tuple((o._data.shape, o._data.dtype) for o in outs)
     _finish_saved(ctx, outs)
     ctx._gbuf = None
     ctx._mark = 0
-    return outs[0] if single else outs
+    return outs[0] if single else tuple(outs)
 
 
 def _alias(t):

@@ -92,6 +92,33 @@ def _accumulate_leaf(leaf, g, create_graph, fresh):
         accumulate_(cur, g)
 
 
+def _send(node, j, g, create_graph):
+    """Add gradient g to output j of node (fan-out: the copy gate sums)."""
+    buf = node._gbuf
+    if buf is None:
+        buf = node._gbuf = [None] * node.n_outputs
+        node._gown = 0
+        buf[j] = g
+        return
+    cur = buf[j]
+    if cur is None:
+        buf[j] = g
+    elif create_graph or cur.grad_fn is not None or g.grad_fn is not None:
+        buf[j] = cur + g
+    elif node._gown >> j & 1:
+        from tensorgrad.ops.elementwise import accumulate_
+        accumulate_(cur, g)          # in place into a buffer the engine owns
+    else:
+        buf[j] = cur + g             # a new buffer, owned from now on
+        node._gown |= 1 << j
+
+
+def _capture_leaf(capture, t, g):
+    slot = capture.get(id(t))
+    if slot is not None:
+        slot[0] = g if slot[0] is None else slot[0] + g
+
+
 def _run(roots, grads, retain_graph, create_graph, capture=None, accumulate=True):
     """The engine. ``capture`` maps id(leaf) / (id(node), index) -> slot for tg.grad."""
     root_nodes = []
@@ -99,20 +126,14 @@ def _run(roots, grads, retain_graph, create_graph, capture=None, accumulate=True
         fn = t.grad_fn
         if fn is None:
             if capture is not None:
-                slot = capture.get(id(t))
-                if slot is not None:
-                    slot[0] = g if slot[0] is None else slot[0] + g
+                _capture_leaf(capture, t, g)
             elif t._requires_grad and accumulate:
                 _accumulate_leaf(t, g, create_graph, fresh=False)
             continue
-        buf = fn._gbuf
-        if buf is None:
-            buf = fn._gbuf = [None] * fn.n_outputs
-            fn._gown = [False] * fn.n_outputs
-        i = t._out_nr
-        buf[i] = g if buf[i] is None else buf[i] + g
+        _send(fn, t._out_nr, g, create_graph)
         root_nodes.append(fn)
     order = _toposort(root_nodes)
+    getrefcount = sys.getrefcount
     prev_mode = _fn._mode.enabled
     _fn._mode.enabled = bool(create_graph)
     try:
@@ -120,74 +141,66 @@ def _run(roots, grads, retain_graph, create_graph, capture=None, accumulate=True
             node = order[idx]
             buf = node._gbuf
             if buf is None:          # nothing flowed here (output unused by the roots)
-                if not retain_graph:
-                    node.release()
+                if not retain_graph and node._saved is not None:
+                    node._saved = None
+                    node._released = True
                 continue
             node._gbuf = None
-            node._gown = None
-            retain = node.__dict__.get("_retain") if node.__dict__ else None
-            if retain is not None:
-                for j, ref in retain.items():
+            if node.n_outputs > 1:
+                for j in range(len(buf)):
+                    if buf[j] is None:
+                        shape, dt = node.out_meta[j]
+                        buf[j] = _wrap(np.zeros(shape, dt))
+            if node._retain is not None:
+                for j, ref in node._retain.items():
                     t = ref()
-                    if t is not None and buf[j] is not None:
+                    if t is not None:
                         t.grad = buf[j] if t.grad is None else t.grad + buf[j]
             if capture is not None:
                 for j in range(len(buf)):
                     slot = capture.get((id(node), j))
-                    if slot is not None and buf[j] is not None:
+                    if slot is not None:
                         slot[0] = buf[j] if slot[0] is None else slot[0] + buf[j]
-            for j in range(len(buf)):
-                if buf[j] is None:
-                    shape, dt = node.out_meta[j]
-                    buf[j] = _wrap(np.zeros(shape, dt))
             gins = node.fn.backward(node, *buf)
-            if not retain_graph:
-                node.release()
+            del buf
+            if not retain_graph and node._saved is not None:
+                node._saved = None
+                node._released = True
             edges = node.next_edges
             if type(gins) is not tuple:
                 gins = (gins,) if not isinstance(gins, list) else tuple(gins)
             if len(gins) != len(edges):
                 raise RuntimeError(f"{node.fn.__name__}.backward returned {len(gins)} "
                                    f"gradients, expected {len(edges)} (one per forward input)")
-            for e, g in zip(edges, gins):
-                if e is None or g is None:
+            for k in range(len(edges)):
+                e = edges[k]
+                if e is None:
                     continue
-                if not isinstance(g, Tensor):
-                    raise TypeError(f"{node.fn.__name__}.backward must return Tensors or "
-                                    f"None, got {type(g).__name__}")
+                g = gins[k]
+                if g is None:
+                    continue
                 if type(e) is tuple:
-                    child, j = e
-                    cbuf = child._gbuf
-                    if cbuf is None:
-                        cbuf = child._gbuf = [None] * child.n_outputs
-                        child._gown = [False] * child.n_outputs
-                    cur = cbuf[j]
-                    if cur is None:
-                        cbuf[j] = g
-                    elif create_graph or cur.grad_fn is not None or g.grad_fn is not None:
-                        cbuf[j] = cur + g
-                    elif child._gown[j]:
-                        from tensorgrad.ops.elementwise import accumulate_
-                        accumulate_(cur, g)
-                    else:
-                        cbuf[j] = cur + g          # a new buffer the engine owns
-                        child._gown[j] = True
-                else:
-                    if capture is not None:
-                        slot = capture.get(id(e))
-                        if slot is not None:
-                            slot[0] = g if slot[0] is None else slot[0] + g
-                    elif accumulate:
-                        # A gradient nobody else references can become .grad without a copy
-                        # (refcount: the gins tuple, `g`, and getrefcount's argument).
-                        fresh = (sys.getrefcount(g) <= 3 and g.grad_fn is None
-                                 and g._data.base is None and sys.getrefcount(g._data) <= 2)
-                        _accumulate_leaf(e, g, create_graph, fresh)
+                    if type(g) is not Tensor and not isinstance(g, Tensor):
+                        raise TypeError(f"{node.fn.__name__}.backward must return Tensors or "
+                                        f"None, got {type(g).__name__}")
+                    _send(e[0], e[1], g, create_graph)
+                elif capture is not None:
+                    _capture_leaf(capture, e, g)
+                elif accumulate:
+                    if not isinstance(g, Tensor):
+                        raise TypeError(f"{node.fn.__name__}.backward must return Tensors or "
+                                        f"None, got {type(g).__name__}")
+                    # A gradient nobody else references becomes .grad without a copy. The
+                    # references we account for: gins, `g` and getrefcount's own argument.
+                    fresh = (getrefcount(g) <= 3 and g.grad_fn is None
+                             and g._data.base is None and getrefcount(g._data) <= 2)
+                    _accumulate_leaf(e, g, create_graph, fresh)
+    except BaseException:
+        for node in order:          # leave no half-summed buffers behind
+            node._gbuf = None
+        raise
     finally:
         _fn._mode.enabled = prev_mode
-        # leave no stale buffers behind if backward raised midway
-        for node in order:
-            node._gbuf = None
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):

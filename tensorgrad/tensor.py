@@ -100,8 +100,10 @@ class Tensor:
             raise RuntimeError("retain_grad() on a tensor that does not require grad")
         if self.grad_fn is not None and not self._retains_grad:
             import weakref
-            retain = self.grad_fn.__dict__.setdefault("_retain", {})
-            retain[self._out_nr] = weakref.ref(self)
+            node = self.grad_fn
+            if node._retain is None:
+                node._retain = {}
+            node._retain[self._out_nr] = weakref.ref(self)
         self._retains_grad = True
         return self
 
