@@ -10,6 +10,13 @@ Environment switches:
   TENSORGRAD_NO_OPENMP=1  build without OpenMP even if the compiler supports it
   TENSORGRAD_NATIVE=1     add -march=native (faster, but the wheel is not portable)
   TENSORGRAD_ONLY=a,b     build only these kernel modules (development convenience)
+  TENSORGRAD_PURE_PYTHON=1  do not compile the autograd engine's Python modules
+
+Besides the kernels, the modules on the per-op hot path (the Tensor, Function/Context, the
+backward engine and the core op families) are compiled by Cython *as plain Python*: the
+source is unchanged and still ships in the wheel, but the interpreter overhead of each op
+roughly halves, which is what tiny-tensor workloads pay for. Python semantics are kept
+(no boundscheck/wraparound/cdivision changes for these modules).
 """
 import glob
 import os
@@ -100,7 +107,29 @@ def extensions():
         "nonecheck": False,
         "embedsignature": True,
     }
-    return cythonize(exts, compiler_directives=directives, quiet=True)
+    ext_modules = cythonize(exts, compiler_directives=directives, quiet=True)
+    if not only and not os.environ.get("TENSORGRAD_PURE_PYTHON"):
+        py_exts = [Extension(m[:-3].replace("/", "."), [m], extra_compile_args=["-O2"])
+                   for m in HOT_PY_MODULES]
+        ext_modules += cythonize(py_exts, compiler_directives={"language_level": 3,
+                                                               "binding": True},
+                                 quiet=True)
+    return ext_modules
+
+
+# Pure-Python modules compiled for speed (see the module docstring). Keep this list to
+# modules on the per-op path; everything else stays interpreted.
+HOT_PY_MODULES = [
+    "tensorgrad/tensor.py",
+    "tensorgrad/function.py",
+    "tensorgrad/graph.py",
+    "tensorgrad/ops/_util.py",
+    "tensorgrad/ops/elementwise.py",
+    "tensorgrad/ops/activation.py",
+    "tensorgrad/ops/reduce.py",
+    "tensorgrad/ops/shape.py",
+    "tensorgrad/ops/blas.py",
+]
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})

@@ -10,6 +10,7 @@ so a node never holds a reference cycle through its own output; ``saved_tensors`
 Tensor whose ``grad_fn`` is the node, which keeps double backward correct.
 """
 import threading
+from weakref import ref as _weakref
 
 import numpy as np
 
@@ -125,13 +126,14 @@ class Context:
     """
     __slots__ = ("fn", "next_edges", "args", "needs_input_grad", "n_outputs", "out_meta",
                  "_saved", "_versions", "_released", "_out_bufs", "_gbuf", "_gown", "_mark",
-                 "_non_diff", "_retain",
+                 "_non_diff", "_retain", "_out_ref",
                  # attributes built-in ops stash on ctx: slots avoid a dict per node
                  "dim", "dims", "in_shape", "meta", "consts", "shapes", "kshape", "key",
                  "bounds", "src", "sizes", "scale", "perm", "idx", "reduction",
                  "__dict__")
 
     def __init__(self):
+        self._out_ref = None
         self._saved = None
         self._released = False
         self._out_bufs = None
@@ -194,6 +196,15 @@ class Context:
                     and b.flags.c_contiguous:
                 return b
         return np.empty(shape, dtype)
+
+    def outputs(self):
+        """The node's output tensors that are still alive (None for freed ones)."""
+        r = self._out_ref
+        if r is None:
+            return ()
+        if type(r) is tuple:
+            return tuple(x() for x in r)
+        return (r(),)
 
     def release(self):
         """Drop saved tensors (after backward without retain_graph)."""
@@ -312,6 +323,7 @@ def _attach(ctx, result):
             result._out_nr = 0
             result._requires_grad = True
         ctx.n_outputs = 1
+        ctx._out_ref = _weakref(result)
         ctx.out_meta = ((result._data.shape, result._data.dtype),)
         _finish_saved(ctx, (result,))
         ctx._gbuf = None
@@ -332,6 +344,7 @@ def _attach(ctx, result):
             o._out_nr = i
             o._requires_grad = True
     ctx.n_outputs = len(outs)
+    ctx._out_ref = tuple(_weakref(o) for o in outs)
     ctx.out_meta = tuple((o._data.shape, o._data.dtype) for o in outs)
     _finish_saved(ctx, outs)
     ctx._gbuf = None

@@ -13,8 +13,6 @@ Replay (``Graph.forward``): each node re-runs its Function's forward on the curr
 its inputs, writing into its previous output buffer (``ctx.empty``), so after an optimiser
 updates the leaves in place one call recomputes the whole forward without new allocations.
 """
-import sys
-
 import numpy as np
 
 from tensorgrad import function as _fn
@@ -113,6 +111,30 @@ def _send(node, j, g, create_graph):
         node._gown |= 1 << j
 
 
+_trusted = {}
+
+
+def _stealable(node, g, gins, handed):
+    """Can ``g`` become a leaf's .grad without a copy (and later be accumulated in place)?
+
+    Only when nobody else can see it: a built-in op's backward produced it as a new buffer
+    (not a view, not a graph-carrying tensor), it was not handed anywhere else in this pass
+    and the backward did not return it for two inputs. User Functions' gradients are always
+    copied: they may return a tensor the user still holds.
+    """
+    fn = node.fn
+    trusted = _trusted.get(fn)
+    if trusted is None:
+        trusted = _trusted[fn] = fn.__module__.startswith("tensorgrad.")
+    if not trusted or g.grad_fn is not None or g._data.base is not None or id(g) in handed:
+        return False
+    seen = 0
+    for h in gins:
+        if h is g:
+            seen += 1
+    return seen == 1
+
+
 def _capture_leaf(capture, t, g):
     slot = capture.get(id(t))
     if slot is not None:
@@ -133,7 +155,7 @@ def _run(roots, grads, retain_graph, create_graph, capture=None, accumulate=True
         _send(fn, t._out_nr, g, create_graph)
         root_nodes.append(fn)
     order = _toposort(root_nodes)
-    getrefcount = sys.getrefcount
+    handed = {id(g) for g in grads}     # gradients already referenced elsewhere
     prev_mode = _fn._mode.enabled
     _fn._mode.enabled = bool(create_graph)
     try:
@@ -190,11 +212,8 @@ def _run(roots, grads, retain_graph, create_graph, capture=None, accumulate=True
                     if not isinstance(g, Tensor):
                         raise TypeError(f"{node.fn.__name__}.backward must return Tensors or "
                                         f"None, got {type(g).__name__}")
-                    # A gradient nobody else references becomes .grad without a copy. The
-                    # references we account for: gins, `g` and getrefcount's own argument.
-                    fresh = (getrefcount(g) <= 3 and g.grad_fn is None
-                             and g._data.base is None and getrefcount(g._data) <= 2)
-                    _accumulate_leaf(e, g, create_graph, fresh)
+                    _accumulate_leaf(e, g, create_graph, _stealable(node, g, gins, handed))
+                handed.add(id(g))
     except BaseException:
         for node in order:          # leave no half-summed buffers behind
             node._gbuf = None
@@ -285,21 +304,22 @@ class Graph:
     keeps every node's saved tensors, so it can be replayed and differentiated repeatedly.
     """
 
-    def __init__(self, root):
+    def __init__(self, root, keep_grads=False):
         if not isinstance(root, Tensor):
             raise TypeError(f"Graph expects a Tensor, got {type(root).__name__}")
         if root.grad_fn is None:
             raise ValueError("Graph: the root has no grad_fn (it is a leaf, or it was computed "
                              "without any input requiring grad / under no_grad)")
         self.root = root
+        self.keep_grads = bool(keep_grads)
         self.nodes = _toposort([root.grad_fn])
         self._index = {id(n): i for i, n in enumerate(self.nodes)}
-        # Output tensors of every node, once known: the root now, the rest after forward().
-        self._values = [None] * len(self.nodes)
-        last = self._index[id(root.grad_fn)]
-        outs = [None] * root.grad_fn.n_outputs
-        outs[root._out_nr] = root
-        self._values[last] = outs
+        # Output tensors of every node: the ones still alive now (the root, intermediates the
+        # caller holds); replay fills in the rest and keeps them.
+        self._values = []
+        for n in self.nodes:
+            outs = list(n.outputs())
+            self._values.append(outs if any(o is not None for o in outs) else None)
         self._leaves = []
         seen = set()
         for n in self.nodes:
@@ -373,10 +393,22 @@ class Graph:
         return self.root
 
     def backward(self, gradient=None, retain_graph=True):
-        """Reverse pass from the root into the leaves' ``.grad`` (keeps the graph by default)."""
+        """Reverse pass from the root into the leaves' ``.grad`` (keeps the graph by default).
+
+        With ``keep_grads=True`` every intermediate value the Graph holds also gets its
+        ``.grad`` (the lectures' ComputationalGraph, and what ``to_dot`` then shows).
+        """
         grads = _root_grads((self.root,), None if gradient is None else (gradient,),
                             "Graph.backward")
+        if self.keep_grads:
+            for outs in self._values:
+                for o in outs or ():
+                    if o is not None and o is not self.root and o._requires_grad:
+                        o.grad = None
+                        o.retain_grad()
         _run((self.root,), grads, retain_graph, False)
+        if self.keep_grads and self.root.grad is None:
+            self.root.grad = grads[0]
 
     def to_dot(self, max_values=16):
         """Graphviz DOT text: one box per node (op, shape, small values, gradient)."""
@@ -397,23 +429,27 @@ class Graph:
                     .replace("|", "\\|").replace("<", "\\<").replace(">", "\\>")
                     .replace('"', '\\"'))
 
+        def record(fields):
+            return " | ".join(esc(f) for f in fields)
+
         for leaf in self._leaves:
             lid = f"leaf{len(leaf_ids)}"
             leaf_ids[id(leaf)] = lid
             g = leaf.grad._data if leaf.grad is not None else None
-            label = f"leaf | shape {leaf.shape} | value {fmt(leaf._data)} | grad {fmt(g)}"
-            lines.append(f'  {lid} [label="{{{esc(label)}}}", style=filled, '
+            fields = ["leaf", f"shape {leaf.shape}", f"value {fmt(leaf._data)}",
+                      f"grad {fmt(g)}"]
+            lines.append(f'  {lid} [label="{{{record(fields)}}}", style=filled, '
                          f'fillcolor="#dde8f7"];')
         for i, node in enumerate(self.nodes):
             outs = self._values[i]
             out = outs[0] if outs else None
             shape, _ = node.out_meta[0]
-            val = fmt(out._data) if out is not None else "(not kept)"
+            val = fmt(out._data) if out is not None else "(freed; call forward())"
             g = out.grad._data if out is not None and out.grad is not None else None
-            label = f"{node.fn.__name__} | shape {shape} | value {val}"
+            fields = [node.fn.__name__, f"shape {shape}", f"value {val}"]
             if g is not None:
-                label += f" | grad {fmt(g)}"
-            lines.append(f'  n{i} [label="{{{esc(label)}}}"];')
+                fields.append(f"grad {fmt(g)}")
+            lines.append(f'  n{i} [label="{{{record(fields)}}}"];')
             for e in node.next_edges:
                 if type(e) is tuple:
                     lines.append(f"  n{self._index[id(e[0])]} -> n{i};")

@@ -94,15 +94,32 @@ def test_to_dot_shows_ops_shapes_values_and_grads():
     x = tg.tensor([-1.0, -2.0], requires_grad=True)
     w = tg.tensor([2.0, -3.0], requires_grad=True)
     f = tg.sigmoid(w @ x - 3.0)
-    g = tg.Graph(f)
+    g = tg.Graph(f, keep_grads=True)
+    assert "freed" in g.to_dot()    # w @ x - 3.0 was not held by anyone
+    g.forward()                     # replay keeps every intermediate value
     g.backward()
     dot = g.to_dot()
     assert dot.startswith("digraph") and dot.rstrip().endswith("}")
-    for op in ("MatMul", "Sub", "Sigmoid"):
+    for op in ("Dot", "Sub", "Sigmoid"):
         assert op in dot
-    assert "0.7311" in dot          # value of the root
+    assert "value 0.7311" in dot    # value of the root
+    assert "value 1." in dot        # w @ x - 3 = 1
+    assert "grad 0.1966" in dot     # gradient at the sigmoid's input
     assert "-0.1966" in dot         # w.grad
-    assert dot.count("->") >= 4
+    assert "shape (2,)" in dot
+    assert dot.count("->") == 4
+    assert "freed" not in dot
+
+
+def test_replay_updates_intermediates_the_caller_holds(rng):
+    X, W1, b1, W2 = _two_layer(rng)
+    h = tg.relu(X @ W1 + b1)
+    L = tg.log_softmax(h @ W2, dim=1).mean() * -1.0
+    g = tg.Graph(L)
+    with tg.no_grad():
+        W1.mul_(0.5)
+    g.forward()
+    np.testing.assert_array_equal(h.numpy(), tg.relu(X @ W1 + b1).numpy())
 
 
 def test_deep_chain_100k_ops_no_recursion_error():
