@@ -1,18 +1,35 @@
 """Tensor factories: zeros, ones, full, empty, eye, arange, linspace, randn, rand, randint."""
+import operator
+
 import numpy as np
 
 from tensorgrad.random import get_generator
 from tensorgrad.tensor import _DEFAULT_FLOAT, Tensor, _wrap
 
-__all__ = ["zeros", "ones", "full", "empty", "eye", "arange", "linspace", "randn", "rand",
-           "randint", "zeros_like", "ones_like", "full_like", "empty_like", "randn_like"]
+__all__ = [
+    "arange",
+    "empty",
+    "empty_like",
+    "eye",
+    "full",
+    "full_like",
+    "linspace",
+    "ones",
+    "ones_like",
+    "rand",
+    "randint",
+    "randn",
+    "randn_like",
+    "zeros",
+    "zeros_like",
+]
 
 
 def _shape(size, op):
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
     try:
-        shape = tuple(int(s) for s in size)
+        shape = tuple(operator.index(s) for s in size)    # ints only: 2.5 is not a size
     except TypeError:
         raise TypeError(f"{op}: shape must be integers, got {size!r}") from None
     if any(s < 0 for s in shape):

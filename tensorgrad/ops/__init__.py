@@ -5,13 +5,55 @@ elementwise, activation, reduce, shape (views, indexing), blas (matmul), distanc
 """
 from tensorgrad.ops.activation import log_softmax, relu, sigmoid, softmax, tanh
 from tensorgrad.ops.blas import bmm, dot, matmul, mm
-from tensorgrad.ops.elementwise import (abs, add, cast, clamp, div, eq, exp, ge, gt, le, log,
-                                        logical_not, lt, maximum, minimum, mul, ne, neg, pow,
-                                        reciprocal, sign, sqrt, square, sub, where)
+from tensorgrad.ops.elementwise import (
+    abs,
+    add,
+    cast,
+    clamp,
+    div,
+    eq,
+    exp,
+    ge,
+    gt,
+    le,
+    log,
+    logical_not,
+    lt,
+    maximum,
+    minimum,
+    mul,
+    ne,
+    neg,
+    pow,
+    reciprocal,
+    sign,
+    sqrt,
+    square,
+    sub,
+    where,
+)
 from tensorgrad.ops.reduce import argmax, argmin, logsumexp, max, mean, min, sum
-from tensorgrad.ops.shape import (cat, chunk, clone, contiguous, expand, flatten, gather, index,
-                                  movedim, narrow, permute, reshape, split, squeeze, stack, t,
-                                  transpose, unsqueeze, view)
+from tensorgrad.ops.shape import (
+    cat,
+    chunk,
+    clone,
+    contiguous,
+    expand,
+    flatten,
+    gather,
+    index,
+    movedim,
+    narrow,
+    permute,
+    reshape,
+    split,
+    squeeze,
+    stack,
+    t,
+    transpose,
+    unsqueeze,
+    view,
+)
 from tensorgrad.tensor import Tensor
 
 __all__ = ["abs", "add", "argmax", "argmin", "bmm", "cast", "cat", "chunk", "clamp", "clone",
@@ -64,6 +106,12 @@ def _install():
         self._version[0] += 1
 
     T.__setitem__ = __setitem__
+
+    def _where(self, condition, other):
+        """self where condition is true, other elsewhere (PyTorch's Tensor.where)."""
+        return where(condition, self, other)
+
+    T.where = _where
     T.float = lambda self: cast(self, "float32")
     T.double = lambda self: cast(self, "float64")
     T.long = lambda self: cast(self, "int64")

@@ -21,7 +21,14 @@ def as_tensor(x, like=None, op="op"):
     if isinstance(x, np.ndarray):
         return _wrap(x)
     if isinstance(x, (numbers.Number, np.generic)):
-        dt = like._data.dtype if like is not None and like._data.dtype.kind == "f" else None
+        # a number takes a float tensor's dtype; a float number next to an integer tensor
+        # gives the default float32 (PyTorch's promotion), not numpy's float64
+        if like is not None and like._data.dtype.kind == "f":
+            dt = like._data.dtype
+        elif isinstance(x, (float, np.floating)):
+            dt = _F32
+        else:
+            dt = None
         return _wrap(np.asarray(x, dtype=dt))
     if isinstance(x, (list, tuple)):
         from tensorgrad.tensor import tensor
@@ -45,18 +52,22 @@ def result_float(da, db):
 
 
 def normalize_dim(dim, ndim, op):
-    if not -ndim <= dim < max(ndim, 1):
+    n = max(ndim, 1)            # as in PyTorch, a 0-d tensor accepts dim 0 and -1
+    if not -n <= dim < n:
         raise IndexError(f"{op}: dimension {dim} out of range for a tensor with {ndim} dims")
     return dim % ndim if ndim else 0
 
 
 def normalize_dims(dim, ndim, op):
-    """dim=None -> all dims; int or sequence -> sorted tuple of non-negative dims."""
+    """dim=None or () -> all dims; int or sequence -> sorted tuple of non-negative dims."""
     if dim is None:
         return tuple(range(ndim))
     if isinstance(dim, (int, np.integer)):
         dim = (int(dim),)
     dims = tuple(sorted({normalize_dim(int(d), ndim, op) for d in dim}))
+    if not dims or ndim == 0:
+        # PyTorch: an empty dim list reduces every dim; a 0-d tensor has no dim to reduce
+        return tuple(range(ndim))
     return dims
 
 

@@ -13,7 +13,7 @@ from tensorgrad.ops._util import FLOATS, as_tensor, normalize_dim
 from tensorgrad.ops.elementwise import cast, exp, mul, neg, sub
 from tensorgrad.tensor import _wrap
 
-__all__ = ["relu", "sigmoid", "tanh", "softmax", "log_softmax"]
+__all__ = ["log_softmax", "relu", "sigmoid", "softmax", "tanh"]
 
 
 def _float(x, op):
@@ -130,6 +130,8 @@ class TanhBackward(Function):
 
 def _as3d(shape, dim):
     """View a C-contiguous array as [A, B, C] with B the reduced axis."""
+    if not shape:
+        return (1, 1, 1)        # a 0-d tensor is its own one-element dim 0
     a = int(np.prod(shape[:dim], dtype=np.int64))
     c = int(np.prod(shape[dim + 1:], dtype=np.int64))
     return (a, shape[dim], c)

@@ -8,15 +8,20 @@ products need a few MB).
 import numpy as np
 
 from tensorgrad._kernels import blas as BK
-from tensorgrad.function import Function
+from tensorgrad.function import Function, is_grad_enabled
 from tensorgrad.ops._util import FLOATS, as_tensor, result_float, shape_str, unbroadcast
 from tensorgrad.ops.elementwise import cast
 from tensorgrad.tensor import _wrap
 
-__all__ = ["matmul", "mm", "bmm", "dot"]
+__all__ = ["bmm", "dot", "matmul", "mm"]
 
 
 def _mT(x):
+    """The transpose of the last two dims as a view (BLAS reads it with a transpose flag)."""
+    if not (x._requires_grad and is_grad_enabled()):
+        t = _wrap(x._data.swapaxes(-1, -2))     # nothing to record: skip the op machinery
+        t._version = x._version
+        return t
     from tensorgrad.ops.shape import transpose
     return transpose(x, -2, -1)
 
@@ -48,6 +53,24 @@ class MatMul(Function):
         return ga, gb
 
 
+class Dot(Function):
+    """z = a · b for vectors;   ga = g * b,   gb = g * a"""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        out = ctx.empty((), a._data.dtype)
+        BK.gemm(a._data.reshape(1, -1), b._data.reshape(-1, 1), out.reshape(1, 1))
+        return _wrap(out)
+
+    @staticmethod
+    def backward(ctx, g):
+        from tensorgrad.ops.elementwise import mul
+        a, b = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        return (mul(g, b) if na else None), (mul(g, a) if nb else None)
+
+
 def matmul(a, b):
     """Matrix product with PyTorch/numpy semantics: 1-D operands are promoted (and the added
     dimension removed), 3-D and higher are batched with broadcasting batch dimensions."""
@@ -69,7 +92,7 @@ def matmul(a, b):
     if a.ndim == 2 and b.ndim == 2:
         return MatMul.apply(a, b)
     if a.ndim == 1 and b.ndim == 1:
-        return reshape(MatMul.apply(unsqueeze(a, 0), unsqueeze(b, 1)), ())
+        return Dot.apply(a, b)
     if a.ndim == 1:
         return squeeze(matmul(unsqueeze(a, 0), b), -2)
     if b.ndim == 1:
@@ -79,7 +102,11 @@ def matmul(a, b):
         lead = a.shape[:-1]
         y = MatMul.apply(reshape(a, (-1, a.shape[-1])), b)
         return reshape(y, lead + (b.shape[1],))
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    try:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: batch dimensions of shapes {shape_str(a.shape, b.shape)} "
+                         f"cannot be broadcast together") from None
     a3 = _batch3(a, batch)
     b3 = _batch3(b, batch)
     y = MatMul.apply(a3, b3)

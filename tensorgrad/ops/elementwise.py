@@ -14,13 +14,44 @@ import numpy as np
 
 from tensorgrad._kernels import elementwise as EK
 from tensorgrad.function import Function
-from tensorgrad.ops._util import (FLOATS, as_tensor, broadcast_shape, result_float, shape_str,
-                                  unbroadcast)
+from tensorgrad.ops._util import (
+    FLOATS,
+    as_tensor,
+    broadcast_shape,
+    result_float,
+    shape_str,
+    unbroadcast,
+)
 from tensorgrad.tensor import Tensor, _wrap
 
-__all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "maximum",
-           "minimum", "clamp", "where", "cast", "square", "reciprocal", "sign",
-           "eq", "ne", "lt", "le", "gt", "ge", "logical_not", "accumulate_"]
+__all__ = [
+    "abs",
+    "accumulate_",
+    "add",
+    "cast",
+    "clamp",
+    "div",
+    "eq",
+    "exp",
+    "ge",
+    "gt",
+    "le",
+    "log",
+    "logical_not",
+    "lt",
+    "maximum",
+    "minimum",
+    "mul",
+    "ne",
+    "neg",
+    "pow",
+    "reciprocal",
+    "sign",
+    "sqrt",
+    "square",
+    "sub",
+    "where",
+]
 
 _binary = EK.binary
 _binary_scalar = EK.binary_scalar
@@ -130,7 +161,11 @@ class Div(Function):
 
 
 class Pow(Function):
-    """z = x ** y;   gx = g * y * x**(y-1),   gy = g * z * log(x)"""
+    """z = x ** y;   gx = g * y * x**(y-1),   gy = g * z * log(x)
+
+    As in PyTorch, gx is 0 where y == 0, and gy is 0 where x == 0 and y >= 0 (instead of
+    the nan of 0 * inf).
+    """
 
     @staticmethod
     def forward(ctx, x, y):
@@ -150,10 +185,16 @@ class Pow(Function):
                 p = ctx.consts[1]
                 gx = mul(g, mul(pow(x, p - 1), p)) if p != 0 else mul(g, 0.0)
             else:
-                gx = unbroadcast(mul(g, mul(y, pow(x, sub(y, 1.0)))), x.shape)
+                # exponent 1 where y == 0: y * x**0 is 0 even at x == 0, and neither this
+                # gradient nor its own derivative meets 0 * inf
+                e = where(eq(y, 0.0), 1.0, y)
+                gx = unbroadcast(mul(g, mul(y, pow(x, sub(e, 1.0)))), x.shape)
         if ny:
             xv = x if x is not None else ctx.consts[0]
-            logx = log(xv) if isinstance(xv, Tensor) else float(np.log(xv))
+            if isinstance(xv, Tensor):
+                logx = log(where(eq(xv, 0.0), 1.0, xv))      # log taken as 0 where x == 0
+            else:
+                logx = float(np.log(xv)) if xv != 0 else 0.0
             gy = unbroadcast(mul(mul(g, z), logx), y.shape)
         return gx, gy
 
@@ -351,6 +392,49 @@ class ClampBackward(Function):
         return ClampBackward.apply(gg, x, lo, hi), None, None, None
 
 
+class ClampTensor(Function):
+    """z = min(max(x, lo), hi) with Tensor bounds (broadcasting; a number bound stays a number);
+    gx = g * [lo <= x <= hi],  glo = g * [x < lo],  ghi = g * [x > hi]
+
+    The masks are constants taken from the saved values (so Graph replay refreshes them); x
+    keeps the gradient at the boundary, as with number bounds. If lo > hi, z = hi (PyTorch).
+    """
+
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        ctx.save_for_backward(x, lo if isinstance(lo, Tensor) else None,
+                              hi if isinstance(hi, Tensor) else None)
+        ctx.consts = (lo, hi)
+        shape = np.broadcast_shapes(x.shape, _shape(lo), _shape(hi))
+        out = ctx.empty(shape, x._data.dtype)
+        xd = np.broadcast_to(x._data, shape)
+        if isinstance(lo, Tensor):
+            _binary(EK.MAXIMUM, xd, lo._data, out)
+        else:
+            _binary_scalar(EK.MAXIMUM, xd, lo, out, False)
+        if isinstance(hi, Tensor):
+            _binary(EK.MINIMUM, out, hi._data, out)
+        else:
+            _binary_scalar(EK.MINIMUM, out, hi, out, False)
+        return _wrap(out)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, lo_t, hi_t = ctx.saved_tensors
+        lo = ctx.consts[0] if lo_t is None else lo_t._data
+        hi = ctx.consts[1] if hi_t is None else hi_t._data
+        xd = x._data
+        nx, nlo, nhi = ctx.needs_input_grad
+
+        def masked(m, shape):
+            return unbroadcast(mul(g, _wrap(np.asarray(m, g._data.dtype))), shape)
+
+        gx = masked((xd >= lo) & (xd <= hi), x.shape) if nx else None
+        glo = masked((xd < lo) & (lo <= hi), lo_t.shape) if nlo else None
+        ghi = masked((xd > hi) | (lo > hi), hi_t.shape) if nhi else None
+        return gx, glo, ghi
+
+
 class Where(Function):
     """z = where(c, x, y);   gx = where(c, g, 0),   gy = where(c, 0, g)"""
 
@@ -427,8 +511,8 @@ def _promote(cls, a, b, name):
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError(f"{name}: expected at least one Tensor, got {type(a).__name__} and "
                         f"{type(b).__name__}")
-    a_num = isinstance(a, numbers.Number) or isinstance(a, np.generic)
-    b_num = isinstance(b, numbers.Number) or isinstance(b, np.generic)
+    a_num = isinstance(a, (numbers.Number, np.generic))
+    b_num = isinstance(b, (numbers.Number, np.generic))
     ta = None if a_num else as_tensor(a, op=name)
     tb = None if b_num else as_tensor(b, op=name)
     da = ta._data.dtype if ta is not None else None
@@ -538,25 +622,43 @@ def abs(x):
 def sign(x):
     """-1, 0 or 1 (no gradient)."""
     x = as_tensor(x, op="sign")
-    return _wrap(np.sign(x._data))
+    return _wrap(np.asarray(np.sign(x._data)))   # ufuncs turn 0-d arrays into scalars
 
 
 def clamp(x, min=None, max=None):
-    """Clip x into [min, max]; the gradient passes where min <= x <= max."""
+    """Clip x into [min, max]; the gradient passes where min <= x <= max (boundary included).
+
+    Bounds may be numbers or Tensors (broadcasting); a Tensor bound gets the gradient where
+    it is the value chosen.
+    """
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
     x = as_tensor(x, op="clamp")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
-        if min is not None:
-            x = maximum(x, min)
-        if max is not None:
-            x = minimum(x, max)
-        return x
+        return _clamp_tensor(x, min, max)
     lo = -np.inf if min is None else float(min)
     hi = np.inf if max is None else float(max)
     if x._data.dtype not in FLOATS:
-        return _wrap(np.clip(x._data, min, max))
+        return _wrap(np.asarray(np.clip(x._data, min, max)))
     return Clamp.apply(x, lo, hi)
+
+
+def _clamp_tensor(x, lo, hi):
+    """clamp with at least one Tensor bound: promote, check shapes, then ClampTensor."""
+    ts = [t for t in (x, lo, hi) if isinstance(t, Tensor)]
+    try:
+        np.broadcast_shapes(*(t.shape for t in ts))
+    except ValueError:
+        raise ValueError(f"clamp: shapes {shape_str(*(t.shape for t in ts))} cannot be "
+                         f"broadcast together") from None
+    floats = [t._data.dtype for t in ts if t._data.dtype.kind == "f"]
+    if not floats:                                  # integer clamp: no gradient, numpy
+        vals = [b._data if isinstance(b, Tensor) else b for b in (lo, hi)]
+        return _wrap(np.asarray(np.clip(x._data, *vals)))
+    dt = np.dtype(np.float64 if any(d == np.float64 for d in floats) else np.float32)
+    lo = cast(lo, dt) if isinstance(lo, Tensor) else (-np.inf if lo is None else float(lo))
+    hi = cast(hi, dt) if isinstance(hi, Tensor) else (np.inf if hi is None else float(hi))
+    return ClampTensor.apply(cast(x, dt), lo, hi)
 
 
 def where(condition, x, y):
@@ -608,7 +710,7 @@ ge = _cmp(np.greater_equal, "ge")
 
 
 def logical_not(x):
-    return _wrap(np.logical_not(x._data))
+    return _wrap(np.asarray(np.logical_not(x._data)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from tensorgrad.ops._util import FLOATS, as_tensor, normalize_dim, normalize_dim
 from tensorgrad.ops.elementwise import cast, exp, mul, sub
 from tensorgrad.tensor import Tensor, _wrap
 
-__all__ = ["sum", "mean", "max", "min", "logsumexp", "argmax", "argmin"]
+__all__ = ["argmax", "argmin", "logsumexp", "max", "mean", "min", "sum"]
 
 
 def _runs(dims):
@@ -178,7 +178,7 @@ class RouteGrad(Function):
     @staticmethod
     def backward(ctx, gg):
         from tensorgrad.ops.shape import gather, reshape
-        idx, shape, dim, kshape = ctx.meta
+        idx, _shape, dim, kshape = ctx.meta
         if dim is None:
             r = gather(reshape(gg, (-1,)), 0, _wrap(idx.reshape(1)))
         else:
@@ -190,18 +190,21 @@ def _maxmin(cls, np_fn, x, dim, keepdim, name, binary):
     if isinstance(dim, Tensor):
         return binary(x, dim)
     x = as_tensor(x, op=name)
+    with_indices = dim is not None
     if dim is not None:
         dim = normalize_dim(dim, x.ndim, name)
+        if x.ndim == 0:
+            dim = None          # a 0-d tensor is its own maximum, at index 0
     if x._data.dtype not in FLOATS:
         if x._data.size == 0:
             raise ValueError(f"{name}: reduction over an empty tensor")
-        if dim is None:
+        if not with_indices:
             return _wrap(np.asarray(np_fn(x._data)))
         vals = np_fn(x._data, axis=dim, keepdims=keepdim)
         arg = (np.argmax if name == "max" else np.argmin)(x._data, axis=dim, keepdims=keepdim)
         return _wrap(np.asarray(vals)), _wrap(np.asarray(arg))
     values, indices = cls.apply(x, dim, keepdim)
-    return values if dim is None else (values, indices)
+    return (values, indices) if with_indices else values
 
 
 def max(x, dim=None, keepdim=False):
@@ -265,4 +268,7 @@ def logsumexp(x, dim, keepdim=False):
             raise ValueError("logsumexp: reduce one dimension at a time")
         dim = dim[0]
     dim = normalize_dim(dim, x.ndim, "logsumexp")
+    if x.ndim == 0:
+        from tensorgrad.ops.shape import reshape
+        return LogSumExp.apply(reshape(x, (1,)), 0, False)    # log(exp(x)) of one element
     return LogSumExp.apply(x, dim, keepdim)

@@ -13,9 +13,27 @@ from tensorgrad.function import Function
 from tensorgrad.ops._util import as_tensor, normalize_dim, shape_str, unbroadcast
 from tensorgrad.tensor import Tensor, _wrap
 
-__all__ = ["view", "reshape", "flatten", "transpose", "permute", "squeeze", "unsqueeze",
-           "expand", "contiguous", "chunk", "split", "cat", "stack", "index", "gather",
-           "narrow", "clone", "t", "movedim"]
+__all__ = [
+    "cat",
+    "chunk",
+    "clone",
+    "contiguous",
+    "expand",
+    "flatten",
+    "gather",
+    "index",
+    "movedim",
+    "narrow",
+    "permute",
+    "reshape",
+    "split",
+    "squeeze",
+    "stack",
+    "t",
+    "transpose",
+    "unsqueeze",
+    "view",
+]
 
 
 def _view_of(arr, base):
@@ -338,9 +356,7 @@ def cat(tensors, dim=0):
                              f"outside dim {d}")
         if x._data.dtype != dt:
             raise TypeError(f"cat: dtypes {dt} and {x._data.dtype} differ")
-    if len(xs) == 1:
-        return xs[0]
-    return Cat.apply(d, *xs)
+    return Cat.apply(d, *xs)        # always a new tensor, even of one input (as in PyTorch)
 
 
 def stack(tensors, dim=0):
@@ -390,8 +406,14 @@ class Index(Function):
         except IndexError as e:
             raise IndexError(f"index: {e} (tensor of shape {x.shape})") from None
         if _is_basic(key):
+            if not isinstance(r, np.ndarray):
+                # an all-integer key makes numpy return a scalar; a trailing Ellipsis gives
+                # the 0-d view instead (x[i, j] is a view, as in PyTorch)
+                r = x._data[(key if isinstance(key, tuple) else (key,)) + (Ellipsis,)]
             return _view_of(r, x)
-        return _wrap(np.ascontiguousarray(r))
+        r = np.asarray(r)
+        # a copy already; make it C-contiguous (np.ascontiguousarray would turn 0-d into 1-d)
+        return _wrap(r if r.flags.c_contiguous else np.ascontiguousarray(r))
 
     @staticmethod
     def backward(ctx, g):
