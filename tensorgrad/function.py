@@ -173,7 +173,7 @@ class Context:
                 if self.next_edges is not None:   # recorded node: reattach for double backward
                     t.grad_fn = self
                     t._out_nr = s.index
-                    t._requires_grad = True
+                    t._requires_grad = s.data.dtype.kind == "f"
                 out.append(t)
             else:
                 if versions is not None and s._version[0] != versions[i]:
@@ -318,10 +318,11 @@ def _attach(ctx, result):
     if type(result) is Tensor and non_diff is None:       # the common single-output case
         if result.grad_fn is not None or result._requires_grad:
             result = _alias(result)   # forward returned an input or a tensor with history
-        if result._data.dtype.kind == "f":
-            result.grad_fn = ctx
-            result._out_nr = 0
-            result._requires_grad = True
+        # Non-float outputs (masks, indices) get the node too, without requiring grad: they
+        # carry no gradient, but Graph.forward() must know how to recompute them.
+        result.grad_fn = ctx
+        result._out_nr = 0
+        result._requires_grad = result._data.dtype.kind == "f"
         ctx.n_outputs = 1
         ctx._out_ref = _weakref(result)
         ctx.out_meta = ((result._data.shape, result._data.dtype),)
@@ -335,14 +336,12 @@ def _attach(ctx, result):
         if not isinstance(o, Tensor):
             raise TypeError(f"{ctx.fn.__name__}.forward must return Tensors, "
                             f"got {type(o).__name__}")
-        if non_diff is not None and id(o) in non_diff:
-            continue
-        if o._data.dtype.kind == "f":
-            if o.grad_fn is not None or o._requires_grad:
-                o = outs[i] = _alias(o)
-            o.grad_fn = ctx
-            o._out_nr = i
-            o._requires_grad = True
+        if o.grad_fn is not None or o._requires_grad:
+            o = outs[i] = _alias(o)
+        o.grad_fn = ctx
+        o._out_nr = i
+        o._requires_grad = o._data.dtype.kind == "f" and (non_diff is None
+                                                          or id(o) not in non_diff)
     ctx.n_outputs = len(outs)
     ctx._out_ref = tuple(_weakref(o) for o in outs)
     ctx.out_meta = tuple((o._data.shape, o._data.dtype) for o in outs)

@@ -24,7 +24,17 @@ __all__ = ["Graph", "backward", "grad"]
 _epoch = [0]
 
 
-def _toposort(root_nodes):
+def _replay_edges(node):
+    """Edges plus producers of recorded non-differentiable inputs (masks, indices): replay
+    must recompute those too, backward need not visit them."""
+    edges = list(node.next_edges)
+    for k, a in enumerate(node.args):
+        if edges[k] is None and isinstance(a, Tensor) and a.grad_fn is not None:
+            edges[k] = (a.grad_fn, a._out_nr)
+    return edges
+
+
+def _toposort(root_nodes, replay=False):
     """Nodes reachable from ``root_nodes``, inputs first (post-order DFS, explicit stack)."""
     _epoch[0] += 1
     mark = _epoch[0]
@@ -36,7 +46,7 @@ def _toposort(root_nodes):
         stack = [(root, 0)]
         while stack:
             node, i = stack[-1]
-            edges = node.next_edges
+            edges = _replay_edges(node) if replay else node.next_edges
             n = len(edges)
             while i < n:
                 e = edges[i]
@@ -312,7 +322,7 @@ class Graph:
                              "without any input requiring grad / under no_grad)")
         self.root = root
         self.keep_grads = bool(keep_grads)
-        self.nodes = _toposort([root.grad_fn])
+        self.nodes = _toposort([root.grad_fn], replay=True)
         self._index = {id(n): i for i, n in enumerate(self.nodes)}
         # Output tensors of every node: the ones still alive now (the root, intermediates the
         # caller holds); replay fills in the rest and keeps them.
@@ -338,6 +348,11 @@ class Graph:
 
     def _input_value(self, node, k):
         e = node.next_edges[k]
+        if e is None:
+            a = node.args[k]
+            if isinstance(a, Tensor) and a.grad_fn is not None \
+                    and id(a.grad_fn) in self._index:
+                e = (a.grad_fn, a._out_nr)      # a recorded mask/index: use its new value
         if type(e) is tuple:
             child, j = e
             outs = self._values[self._index[id(child)]]
@@ -379,7 +394,8 @@ class Graph:
                     keep = o
                     keep.grad_fn = node
                     keep._out_nr = j
-                    keep._requires_grad = o._data.dtype.kind == "f"
+                    keep._requires_grad = o._data.dtype.kind == "f" and \
+                        (node._non_diff is None or id(o) not in node._non_diff)
                 elif keep._data is not o._data:
                     keep._data = o._data      # forward allocated anew (e.g. a view): adopt it
                 final.append(keep)

@@ -72,7 +72,8 @@ class Tensor:
 
     @property
     def is_leaf(self):
-        return self.grad_fn is None
+        """True for tensors not produced by a recorded op that carries gradient."""
+        return self.grad_fn is None or not self._requires_grad
 
     @property
     def requires_grad(self):
@@ -88,7 +89,7 @@ class Tensor:
         if requires_grad and self._data.dtype not in _GRAD_DTYPES:
             raise TypeError(f"only float32/float64 tensors can require gradients, "
                             f"got dtype {self._data.dtype}")
-        if not requires_grad and self.grad_fn is not None:
+        if not requires_grad and self.grad_fn is not None and self._requires_grad:
             raise RuntimeError("requires_grad can only be switched off on leaf tensors; "
                                "use detach() on a non-leaf")
         self._requires_grad = requires_grad
@@ -222,7 +223,7 @@ class Tensor:
         if self._data.dtype != _DEFAULT_FLOAT and self._data.dtype.kind == "f" \
                 or self._data.dtype.kind not in "fi":
             extra.append(f"dtype={self._data.dtype}")
-        if self.grad_fn is not None:
+        if self.grad_fn is not None and self._requires_grad:
             extra.append(f"grad_fn=<{self.grad_fn.fn.__name__}Backward>")
         elif self._requires_grad:
             extra.append("requires_grad=True")

@@ -170,3 +170,13 @@ def test_backward_twice_after_replay_works(rng):
     W1.grad = None
     g.backward()
     np.testing.assert_allclose(first, 2 * W1.grad.numpy())
+
+
+def test_replay_recomputes_masks_from_comparisons():
+    x = tg.tensor([1.0, -1.0, 3.0], requires_grad=True)
+    y = tg.where(x > 0, x, 0.0).sum() + x[x > -2].sum()
+    g = tg.Graph(y)
+    with tg.no_grad():
+        x.copy_(tg.tensor([-1.0, 1.0, 5.0]))
+    assert g.forward().item() == 6.0 + 5.0
+    assert "Compare" in [n.name for n in g.nodes]

@@ -687,15 +687,35 @@ def where(condition, x, y):
     return _wrap(np.where(cond._data, x._data, y._data))
 
 
-def _cmp(np_fn, name):
-    def op(x, y):
+class Compare(Function):
+    """mask = x (op) y: a bool tensor with no gradient. Recorded as a node when an input
+    requires grad, so that Graph.forward() recomputes the mask instead of reusing it."""
+
+    @staticmethod
+    def forward(ctx, x, y, np_fn):
         xd = x._data if isinstance(x, Tensor) else x
         yd = y._data if isinstance(y, Tensor) else y
+        shape = np.broadcast_shapes(np.shape(xd), np.shape(yd))
+        out = ctx.empty(shape, np.bool_)
+        np_fn(xd, yd, out=out)
+        return _wrap(out)
+
+    @staticmethod
+    def backward(ctx, g):
+        return None, None, None
+
+
+def _cmp(np_fn, name):
+    def op(x, y):
+        if not isinstance(x, Tensor) and not isinstance(y, Tensor):
+            raise TypeError(f"{name}: expected at least one Tensor")
         try:
-            return _wrap(np.asarray(np_fn(xd, yd)))
+            np.broadcast_shapes(np.shape(x._data if isinstance(x, Tensor) else x),
+                                np.shape(y._data if isinstance(y, Tensor) else y))
         except ValueError:
-            raise ValueError(f"{name}: shapes {shape_str(np.shape(xd), np.shape(yd))} cannot "
-                             f"be broadcast together") from None
+            raise ValueError(f"{name}: shapes {shape_str(_shape(x), _shape(y))} cannot be "
+                             f"broadcast together") from None
+        return Compare.apply(x, y, np_fn)
     op.__name__ = name
     op.__doc__ = f"Elementwise {name} comparison: a bool mask that carries no gradient."
     return op
@@ -709,8 +729,22 @@ gt = _cmp(np.greater, "gt")
 ge = _cmp(np.greater_equal, "ge")
 
 
+class LogicalNot(Function):
+    """~mask (no gradient; recorded for replay like the comparisons)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = ctx.empty(x._data.shape, np.bool_)
+        np.logical_not(x._data, out=out)
+        return _wrap(out)
+
+    @staticmethod
+    def backward(ctx, g):
+        return None
+
+
 def logical_not(x):
-    return _wrap(np.asarray(np.logical_not(x._data)))
+    return LogicalNot.apply(x)
 
 
 # ---------------------------------------------------------------------------------------------

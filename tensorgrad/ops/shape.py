@@ -400,6 +400,8 @@ class Index(Function):
     @staticmethod
     def forward(ctx, x, key):
         ctx.in_shape = x.shape
+        if isinstance(key, Tensor):     # a mask/index tensor is an argument, so that Graph
+            key = key._data             # replay sees its recomputed value
         ctx.key = key
         try:
             r = x._data[key]
@@ -441,11 +443,12 @@ class IndexBackward(Function):
 
 def index(x, key):
     """x[key] with slices, ints, None, Ellipsis, bool masks and integer arrays."""
+    arg = key if isinstance(key, Tensor) else None
     key = _norm_key(key)
     if isinstance(key, np.ndarray) and key.dtype.kind not in "iub":
         raise IndexError(f"index: tensors used as indices must be integer or bool, got "
                          f"{key.dtype}")
-    return Index.apply(x, key)
+    return Index.apply(x, arg if arg is not None else key)
 
 
 def narrow(x, dim, start, length):
