@@ -1,0 +1,185 @@
+"""The GEMM kernels (tensorgrad/_kernels/blas.pyx) against np.matmul.
+
+Layouts covered: C-contiguous, transposed views (F-like, flag 'T'), column slices (row
+stride > ncols), layouts that must be copied (strided both ways, negative strides), length-1
+axes with arbitrary strides, broadcast batches, both dtypes, alpha/beta, K = 0.
+"""
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tensorgrad._kernels import blas
+
+DTYPES = [np.float32, np.float64]
+TOL = {np.float32: {"rtol": 1e-4, "atol": 1e-4}, np.float64: {"rtol": 1e-12, "atol": 1e-12}}
+LAYOUTS = ["c", "t", "colslice", "strided", "neg"]
+
+
+def make(rng, rows, cols, dtype, layout):
+    """A [rows, cols] array with the requested memory layout and random values."""
+    if layout == "c":
+        return rng.standard_normal((rows, cols)).astype(dtype)
+    if layout == "t":  # F-like: the transpose of a C-contiguous array
+        return rng.standard_normal((cols, rows)).astype(dtype).T
+    if layout == "colslice":  # C-like with row stride > ncols
+        return rng.standard_normal((rows, cols + 3)).astype(dtype)[:, 1:cols + 1]
+    if layout == "strided":  # no unit stride: must be copied
+        return rng.standard_normal((2 * rows, 2 * cols)).astype(dtype)[::2, ::2]
+    if layout == "neg":  # negative row stride: must be copied
+        return rng.standard_normal((rows, cols)).astype(dtype)[::-1]
+    raise AssertionError(layout)
+
+
+dims = st.integers(min_value=1, max_value=17)
+
+
+@settings(max_examples=50, deadline=None)
+@given(m=dims, k=st.integers(min_value=0, max_value=17), n=dims,
+       la=st.sampled_from(LAYOUTS), lb=st.sampled_from(LAYOUTS),
+       dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**31 - 1))
+def test_gemm_matches_numpy(m, k, n, la, lb, dtype, seed):
+    rng = np.random.default_rng(seed)
+    a, b = make(rng, m, k, dtype, la), make(rng, k, n, dtype, lb)
+    a_before, b_before = a.copy(), b.copy()
+    out = np.full((m, n), np.nan, dtype=dtype)  # beta = 0 must ignore the old contents
+    res = blas.gemm(a, b, out)
+    assert res is out
+    np.testing.assert_allclose(out, a @ b, **TOL[dtype])
+    np.testing.assert_array_equal(a, a_before)
+    np.testing.assert_array_equal(b, b_before)
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=dims, k=dims, n=dims, la=st.sampled_from(LAYOUTS), lb=st.sampled_from(LAYOUTS),
+       alpha=st.sampled_from([1.0, -2.0, 0.5, 0.0]), beta=st.sampled_from([0.0, 1.0, -0.5]),
+       dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**31 - 1))
+def test_gemm_alpha_beta(m, k, n, la, lb, alpha, beta, dtype, seed):
+    rng = np.random.default_rng(seed)
+    a, b = make(rng, m, k, dtype, la), make(rng, k, n, dtype, lb)
+    c0 = rng.standard_normal((m, n)).astype(dtype)
+    out = c0.copy()
+    blas.gemm(a, b, out, alpha=alpha, beta=beta)
+    expected = alpha * (a.astype(np.float64) @ b) + beta * c0.astype(np.float64)
+    np.testing.assert_allclose(out, expected, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_k_zero(dtype):
+    a, b = np.empty((3, 0), dtype), np.empty((0, 4), dtype)
+    out = np.full((3, 4), np.nan, dtype)
+    blas.gemm(a, b, out)
+    np.testing.assert_array_equal(out, np.zeros((3, 4)))
+    out = np.full((3, 4), 2.0, dtype)
+    blas.gemm(a, b, out, beta=0.5)
+    np.testing.assert_array_equal(out, np.ones((3, 4)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_length_one_axes_with_odd_strides(dtype):
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((8, 8)).astype(dtype)
+    row = base[2:3, :]                   # [1, 8]
+    col = base[:, 3:4]                   # [8, 1], row stride 8, col stride meaningless
+    row_t = base[:, 5:6].T               # [1, 8] whose last-axis stride is 8: F-like only
+    out = np.empty((1, 1), dtype)
+    blas.gemm(row, col, out)
+    np.testing.assert_allclose(out, row @ col, **TOL[dtype])
+    out = np.empty((8, 8), dtype)
+    blas.gemm(col, row_t, out)           # outer product
+    np.testing.assert_allclose(out, col @ row_t, **TOL[dtype])
+    out = np.empty((1, 8), dtype)
+    blas.gemm(row_t, base, out)
+    np.testing.assert_allclose(out, row_t @ base, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_into_column_slice_of_out(dtype):
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((5, 6)).astype(dtype), rng.standard_normal((6, 3)).astype(dtype)
+    big = np.zeros((5, 10), dtype)
+    blas.gemm(a, b, big[:, 4:7])
+    np.testing.assert_allclose(big[:, 4:7], a @ b, **TOL[dtype])
+    assert not big[:, :4].any() and not big[:, 7:].any()
+
+
+def test_gemm_no_copy_for_transposed_weight():
+    """gemm(x, W.T, out) must pass W.T to BLAS with flag 'T', not copy it."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 1024)).astype(np.float32)
+    W = rng.standard_normal((1024, 1024)).astype(np.float32)  # 4 MB
+    out = np.empty((4, 1024), np.float32)
+    blas.gemm(x, W.T, out)  # warm-up (first-call allocations inside BLAS/numpy)
+    tracemalloc.start()
+    blas.gemm(x, W.T, out)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < W.nbytes // 8, peak
+    np.testing.assert_allclose(out, x @ W.T, rtol=1e-4, atol=1e-3)
+    # The control: a layout that must be copied does show a W-sized allocation.
+    tracemalloc.start()
+    blas.gemm(x[:, ::-1].copy(), W[::-1], out)
+    _, peak_copy = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak_copy >= W.nbytes
+
+
+def test_gemm_errors():
+    f32, f64 = np.float32, np.float64
+    with pytest.raises(ValueError, match=r"gemm: shapes do not match"):
+        blas.gemm(np.ones((2, 3), f64), np.ones((4, 5), f64), np.empty((2, 5), f64))
+    with pytest.raises(TypeError, match="gemm: dtypes differ"):
+        blas.gemm(np.ones((2, 3), f32), np.ones((3, 5), f64), np.empty((2, 5), f64))
+    with pytest.raises(TypeError, match="gemm"):
+        blas.gemm(np.ones((2, 3), int), np.ones((3, 5), int), np.empty((2, 5), int))
+    with pytest.raises(ValueError, match="gemm: expected 2-D"):
+        blas.gemm(np.ones(3, f64), np.ones((3, 5), f64), np.empty((1, 5), f64))
+    with pytest.raises(ValueError, match="unit stride"):
+        blas.gemm(np.ones((2, 3), f64), np.ones((3, 5), f64), np.empty((5, 2), f64).T)
+    ro = np.empty((2, 5), f64)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        blas.gemm(np.ones((2, 3), f64), np.ones((3, 5), f64), ro)
+
+
+def make3(rng, nb, rows, cols, dtype, layout, broadcast):
+    """A [nb, rows, cols] operand; with broadcast, batch stride 0 (or batch size 1)."""
+    if broadcast == "stride0":
+        return np.broadcast_to(make(rng, rows, cols, dtype, layout), (nb, rows, cols))
+    if broadcast == "size1":
+        return make(rng, rows, cols, dtype, layout)[None]
+    mats = [make(rng, rows, cols, dtype, layout) for _ in range(nb)]
+    if layout == "t":  # keep every matrix F-like inside one 3-D array
+        return np.stack([m.T for m in mats]).transpose(0, 2, 1)
+    if layout == "colslice":
+        full = rng.standard_normal((nb, rows, cols + 2)).astype(dtype)
+        return full[:, :, 1:cols + 1]
+    return np.stack(mats)
+
+
+@settings(max_examples=40, deadline=None)
+@given(nb=st.integers(1, 5), m=dims, k=st.integers(0, 9), n=dims,
+       la=st.sampled_from(LAYOUTS), lb=st.sampled_from(LAYOUTS),
+       ba=st.sampled_from(["no", "stride0", "size1"]),
+       bb=st.sampled_from(["no", "stride0", "size1"]),
+       dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**31 - 1))
+def test_matmul_batched_matches_numpy(nb, m, k, n, la, lb, ba, bb, dtype, seed):
+    rng = np.random.default_rng(seed)
+    a = make3(rng, nb, m, k, dtype, la, ba)
+    b = make3(rng, nb, k, n, dtype, lb, bb)
+    out = np.full((nb, m, n), np.nan, dtype)
+    blas.matmul_batched(a, b, out)
+    np.testing.assert_allclose(out, np.matmul(a, b) * np.ones((nb, 1, 1), dtype),
+                               **TOL[dtype])
+
+
+def test_matmul_batched_errors():
+    f64 = np.float64
+    with pytest.raises(ValueError, match="matmul_batched: shapes do not match"):
+        blas.matmul_batched(np.ones((3, 2, 4), f64), np.ones((2, 4, 5), f64),
+                            np.empty((3, 2, 5), f64))
+    with pytest.raises(ValueError, match="matmul_batched: expected 3-D"):
+        blas.matmul_batched(np.ones((2, 4), f64), np.ones((4, 5), f64),
+                            np.empty((2, 5), f64))
