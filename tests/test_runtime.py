@@ -61,15 +61,24 @@ def test_memory_allocated_counts_live_buffers_once():
     assert tg.memory_allocated() - base == 0
 
 
-def test_info_command_runs():
+def _env():
+    """Run the same tensorgrad as the tests import (installed wheel or a dev checkout)."""
+    import os
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(tg.__file__)))
+    return env
+
+
+def test_info_command_runs(tmp_path):
+    # run outside the source tree so `-m` imports the installed package
     r = subprocess.run([sys.executable, "-m", "tensorgrad", "info"], capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=120, cwd=tmp_path, env=_env())
     assert r.returncode == 0, r.stderr
     assert "openmp" in r.stdout
 
 
-def test_unknown_command_exits_2():
+def test_unknown_command_exits_2(tmp_path):
     r = subprocess.run([sys.executable, "-m", "tensorgrad", "frobnicate"], capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=120, cwd=tmp_path, env=_env())
     assert r.returncode == 2
     assert "unknown command" in r.stderr
