@@ -1,8 +1,10 @@
 """Runtime: one thread policy for OpenMP kernels and the BLAS pool, config and memory.
 
 Default threads = available cores, or ``OMP_NUM_THREADS`` when set. ``set_num_threads(n)``
-sets both the OpenMP team size of our kernels and the BLAS pool (through threadpoolctl);
-our kernels never call BLAS from inside an OpenMP region, so the two pools do not nest.
+sets both the OpenMP team size of our kernels and the BLAS pool (through threadpoolctl).
+The pools never nest: GEMMs called from Python use the BLAS pool, and the one kernel that
+calls BLAS inside an OpenMP loop (the tiled distances, ``ops/distance.py``) holds BLAS at
+one thread for the duration of the call, as scikit-learn does.
 """
 import gc
 import os
