@@ -1,0 +1,315 @@
+"""Fused loss kernels: softmax cross-entropy, multiclass hinge (SVM) and mean squared error.
+
+Strategy
+- Scores are C-contiguous [N, C]; one row is one sample, so every loop is a `prange` over
+  rows (serial below TG_PAR_MIN elements) with a serial pass along the row, which stays in
+  cache between the passes.
+- Softmax cross-entropy: forward computes the row's stable log-sum-exp
+  lse_i = m_i + log Σ_j exp(s_ij − m_i) (m_i the row max, so exp never overflows and logits
+  of magnitude 1e4 stay finite), keeps stats_i = (m_i, log Σ_j exp(s_ij − m_i)) in float64
+  (all that backward needs: N×2 numbers, not the N×C probabilities) and writes the row loss
+  lse_i − s_{i,y_i}. Backward is one pass: out_ij = w_i·(exp(s_ij − lse_i) − [j = y_i]).
+- NaN scores give NaN losses (they are never clipped or maxed away).
+- Multiclass hinge: L_i = Σ_{j≠y_i} max(0, s_ij − s_{i,y_i} + margin). Forward keeps nothing;
+  backward recomputes the margin mask in its single pass: out_ij = w_i·[margin_ij > 0] for
+  j ≠ y_i, and the correct class gets −w_i·(number of positive margins). A margin of exactly
+  0 counts as inactive (gradient 0), as in the course's `margins > 0`.
+- Both forwards can also write the gradient w·dL/ds in the same pass over the row (the Python
+  layer asks for it when the scores require grad), so a training step reads the scores once.
+- MSE over flat contiguous arrays: forward Σ (x − t)², backward out = w·2(x − t).
+- Backward weights `w` are either one value per row / element (reduction='none') or a single
+  value (length-1 array: 'mean' passes g/N, 'sum' passes g) so no broadcast array is built.
+- Every sum accumulates in double; the per-row/per-element values are written in the input
+  dtype. Kernels assume valid input (labels in [0, C)); the Python layer validates.
+"""
+from cython.parallel cimport prange
+from libc.math cimport exp, log
+from libc.stdint cimport int32_t, int64_t, uint32_t
+from cython cimport floating
+
+from tensorgrad._kernels._openmp cimport TG_PAR_MIN
+
+
+# ---------------------------------------------------------------------------- exp(x), x <= 0
+# libm's expf is a scalar call the compiler cannot vectorise, and it dominated the float32
+# softmax kernels. Softmax only needs exp(x) for x = s − max <= 0, so this inline, branch-free
+# version (Cody–Waite reduction x = n·ln2 + r, |r| <= ln2/2, Cephes' minimax polynomial for
+# e^r, relative error ~1e-7, 2^n written into the exponent bits) vectorises with plain SSE2.
+# float64 keeps libm's exp: it is used for gradient checks, where accuracy matters most.
+ctypedef union _bits32:
+    float f
+    uint32_t u
+    int32_t i
+
+cdef enum:
+    _NEG87_BITS = 0xc2ae0000    # the bit pattern of -87.0f
+    _NEGINF_BITS = 0xff800000   # the bit pattern of -inf (above it: negative NaNs)
+
+
+cdef inline float _expf_neg(float x) noexcept nogil:
+    cdef float n, r, p
+    cdef _bits32 b
+    cdef uint32_t u, lo, nan
+    # Clamp x in [-inf, -87] to -87 (below it e^x is not a normal float), working on the bits:
+    # for x <= 0 they grow as x decreases, so an unsigned min clamps, and a mask keeps
+    # negative NaNs (bits above -inf's) so that they propagate. Integer min/compare/mask,
+    # unlike a float compare (which may trap), vectorise. -inf gives ~1e-38 instead of 0.
+    b.f = x
+    u = b.u
+    lo = u if u < <uint32_t>_NEG87_BITS else <uint32_t>_NEG87_BITS
+    nan = <uint32_t>0 - <uint32_t>(u > <uint32_t>_NEGINF_BITS)
+    b.u = (u & nan) | (lo & ~nan)
+    x = b.f
+    # 1.5·2^23 added and removed rounds to the nearest integer (default rounding mode).
+    n = (x * <float>1.44269504088896341 + <float>12582912.0) - <float>12582912.0
+    r = x - n * <float>0.693359375
+    r = r + n * <float>2.12194440e-4
+    # Cephes' expf polynomial: e^r ≈ 1 + r + r²·P(r), P of degree 5 (minimax on |r| <= ln2/2)
+    p = <float>1.9875691500e-4
+    p = p * r + <float>1.3981999507e-3
+    p = p * r + <float>8.3334519073e-3
+    p = p * r + <float>4.1665795894e-2
+    p = p * r + <float>1.6666665459e-1
+    p = p * r + <float>5.0000001201e-1
+    p = p * (r * r) + r + <float>1.0
+    b.i = (<int32_t>n + 127) << 23
+    return p * b.f
+
+
+# ---------------------------------------------------------------------------- softmax CE
+cdef enum:
+    _BLK = 256      # exps of one row are summed in blocks of this many (a stack buffer)
+
+
+cdef inline floating _exp_neg_t(floating x) noexcept nogil:
+    if floating is float:
+        return _expf_neg(x)
+    else:
+        return exp(x)
+
+
+cdef inline floating _row_max(const floating* s, Py_ssize_t C) noexcept nogil:
+    # Four independent running maxima break the loop-carried dependency.
+    cdef floating m0 = s[0], m1 = s[0], m2 = s[0], m3 = s[0]
+    cdef Py_ssize_t j = 0
+    while j + 4 <= C:
+        m0 = s[j] if s[j] > m0 else m0
+        m1 = s[j + 1] if s[j + 1] > m1 else m1
+        m2 = s[j + 2] if s[j + 2] > m2 else m2
+        m3 = s[j + 3] if s[j + 3] > m3 else m3
+        j += 4
+    while j < C:
+        m0 = s[j] if s[j] > m0 else m0
+        j += 1
+    m0 = m1 if m1 > m0 else m0
+    m2 = m3 if m3 > m2 else m2
+    return m2 if m2 > m0 else m0
+
+
+cdef inline double _sum4(const floating* buf, Py_ssize_t n) noexcept nogil:
+    """Σ buf in double with four accumulators (a float→double sum does not vectorise)."""
+    cdef double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0
+    cdef Py_ssize_t j = 0
+    while j + 4 <= n:
+        a0 += buf[j]
+        a1 += buf[j + 1]
+        a2 += buf[j + 2]
+        a3 += buf[j + 3]
+        j += 4
+    while j < n:
+        a0 += buf[j]
+        j += 1
+    return (a0 + a1) + (a2 + a3)
+
+
+cdef inline double _row_logsumexp_shifted(const floating* s, Py_ssize_t C,
+                                          floating m) noexcept nogil:
+    """log Σ_j exp(s_j − m): a block of exps goes to a stack buffer (a loop the compiler
+    vectorises), then is summed in double."""
+    cdef floating buf[_BLK]
+    cdef double acc = 0.0
+    cdef Py_ssize_t j0 = 0, j, nb
+    while j0 < C:
+        nb = C - j0 if C - j0 < _BLK else _BLK
+        for j in range(nb):
+            buf[j] = _exp_neg_t(s[j0 + j] - m)
+        acc += _sum4(buf, nb)
+        j0 += nb
+    return log(acc)
+
+
+cdef inline double _row_xent_grad(const floating* s, Py_ssize_t C, Py_ssize_t y, floating m,
+                                  double w, floating* g) noexcept nogil:
+    """Forward and backward of one row at once: g_j = w·(softmax(s)_j − [j = y]); returns
+    log Σ_j exp(s_j − m). The exps are written to g, summed, then scaled while still in cache."""
+    cdef double sum_exp
+    cdef floating scale
+    cdef Py_ssize_t j
+    for j in range(C):
+        g[j] = _exp_neg_t(s[j] - m)
+    sum_exp = _sum4(g, C)
+    scale = <floating>(w / sum_exp)
+    for j in range(C):
+        g[j] = g[j] * scale
+    g[y] = g[y] - <floating>w
+    return log(sum_exp)
+
+
+def xent_forward(const floating[:, ::1] s, const int64_t[::1] y, double[:, ::1] stats,
+                 floating[::1] loss, double w, floating[:, ::1] grad):
+    """Row losses loss_i = lse_i − s_{i,y_i}; returns Σ_i loss_i (in double).
+
+    stats[i] = (m_i, log Σ_j exp(s_ij − m_i)) with m_i the row max, so lse_i = m_i + stats[i, 1].
+    Backward uses the two parts separately: (s_ij − m_i) − log-sum stays accurate in float32
+    even for logits of magnitude 1e4, where rounding lse_i itself would not.
+    When `grad` has N rows it also receives the gradient w·(softmax(s) − onehot(y)) computed
+    in the same pass (the row is still in cache); pass a 0-row array to skip it.
+    """
+    cdef Py_ssize_t N = s.shape[0], C = s.shape[1], i
+    cdef bint want_grad = grad.shape[0] == N
+    cdef double total = 0.0, li, ls
+    cdef floating m
+    if N == 0:
+        return 0.0
+    for i in prange(N, nogil=True, schedule="static", use_threads_if=N * C >= TG_PAR_MIN):
+        m = _row_max(&s[i, 0], C)
+        if want_grad:
+            ls = _row_xent_grad(&s[i, 0], C, y[i], m, w, &grad[i, 0])
+        else:
+            ls = _row_logsumexp_shifted(&s[i, 0], C, m)
+        stats[i, 0] = m
+        stats[i, 1] = ls
+        li = (<double>m - <double>s[i, y[i]]) + ls
+        loss[i] = <floating>li
+        total += li
+    return total
+
+
+cdef inline void _xent_back_row(const floating* s, Py_ssize_t C, Py_ssize_t y, floating m,
+                                floating ls, floating w, floating* out) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(C):
+        out[j] = w * _exp_neg_t((s[j] - m) - ls)
+    out[y] = out[y] - w
+
+
+def xent_backward(const floating[:, ::1] s, const int64_t[::1] y, const double[:, ::1] stats,
+                  const floating[::1] w, floating[:, ::1] out):
+    """out_ij = w_i·(softmax(s)_ij − [j = y_i]); w has length N or 1."""
+    cdef Py_ssize_t N = s.shape[0], C = s.shape[1], i
+    cdef bint per_row = w.shape[0] == N and N > 1
+    for i in prange(N, nogil=True, schedule="static", use_threads_if=N * C >= TG_PAR_MIN):
+        _xent_back_row(&s[i, 0], C, y[i], <floating>stats[i, 0], <floating>stats[i, 1],
+                       w[i] if per_row else w[0], &out[i, 0])
+
+
+# ---------------------------------------------------------------------------- hinge (SVM)
+cdef inline double _hinge_row(const floating* s, Py_ssize_t C, Py_ssize_t y,
+                              floating margin) noexcept nogil:
+    # Branch-free and blocked like the softmax rows (random margins defeat the branch
+    # predictor); the j = y_i term equals max(0, margin) and is taken out afterwards.
+    cdef floating buf[_BLK]
+    cdef floating sy = s[y], d
+    cdef double acc = 0.0
+    cdef Py_ssize_t j0 = 0, j, nb
+    while j0 < C:
+        nb = C - j0 if C - j0 < _BLK else _BLK
+        for j in range(nb):
+            d = (s[j0 + j] - sy) + margin
+            buf[j] = d if not d <= 0 else 0     # written so that NaN propagates
+        acc += _sum4(buf, nb)
+        j0 += nb
+    return acc - (margin if margin > 0 else 0)
+
+
+cdef inline double _hinge_row_grad(const floating* s, Py_ssize_t C, Py_ssize_t y,
+                                   floating margin, floating w, floating* g) noexcept nogil:
+    """Forward and backward of one row at once: returns the row loss and writes its gradient
+    (as _hinge_back_row). The clipped margins go to g first, are summed, then turned into
+    the mask while the row is still in cache."""
+    cdef Py_ssize_t j
+    cdef floating sy = s[y], d
+    cdef double total
+    cdef int count = 0, pos
+    for j in range(C):
+        d = (s[j] - sy) + margin
+        g[j] = d if not d <= 0 else 0
+    total = _sum4(g, C) - (margin if margin > 0 else 0)
+    for j in range(C):
+        pos = g[j] > 0
+        g[j] = w if pos else 0
+        count += pos
+    g[y] = -w * (count - (margin > 0))
+    return total
+
+
+def hinge_forward(const floating[:, ::1] s, const int64_t[::1] y, floating margin,
+                  floating[::1] loss, floating w, floating[:, ::1] grad):
+    """Row losses Σ_{j≠y_i} max(0, s_ij − s_{i,y_i} + margin); returns their sum.
+
+    When `grad` has N rows it also receives the gradient w·dL_i/ds_i in the same pass (the
+    row is still in cache); pass a 0-row array to skip it.
+    """
+    cdef Py_ssize_t N = s.shape[0], C = s.shape[1], i
+    cdef bint want_grad = grad.shape[0] == N
+    cdef double total = 0.0, li
+    if N == 0:
+        return 0.0
+    for i in prange(N, nogil=True, schedule="static", use_threads_if=N * C >= TG_PAR_MIN):
+        if want_grad:
+            li = _hinge_row_grad(&s[i, 0], C, y[i], margin, w, &grad[i, 0])
+        else:
+            li = _hinge_row(&s[i, 0], C, y[i], margin)
+        loss[i] = <floating>li
+        total += li
+    return total
+
+
+cdef inline void _hinge_back_row(const floating* s, Py_ssize_t C, Py_ssize_t y,
+                                 floating margin, floating w, floating* out) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating sy = s[y]
+    cdef int count = 0, pos
+    for j in range(C):
+        pos = (s[j] - sy) + margin > 0
+        out[j] = w if pos else 0
+        count += pos
+    # the loop also counted j = y_i itself when margin > 0
+    out[y] = -w * (count - (margin > 0))
+
+
+def hinge_backward(const floating[:, ::1] s, const int64_t[::1] y, floating margin,
+                   const floating[::1] w, floating[:, ::1] out):
+    """out_ij = w_i·[margin_ij > 0] (j ≠ y_i), out_{i,y_i} = −w_i·count_i; w has length N or 1."""
+    cdef Py_ssize_t N = s.shape[0], C = s.shape[1], i
+    cdef bint per_row = w.shape[0] == N and N > 1
+    for i in prange(N, nogil=True, schedule="static", use_threads_if=N * C >= TG_PAR_MIN):
+        _hinge_back_row(&s[i, 0], C, y[i], margin, w[i] if per_row else w[0], &out[i, 0])
+
+
+# ---------------------------------------------------------------------------- MSE
+def mse_forward(const floating[::1] x, const floating[::1] t, floating[::1] sq):
+    """sq_k = (x_k − t_k)² (skipped when sq is empty); returns Σ_k (x_k − t_k)² in double."""
+    cdef Py_ssize_t n = x.shape[0], k
+    cdef bint keep = sq.shape[0] == n and n > 0
+    cdef double total = 0.0, d
+    for k in prange(n, nogil=True, schedule="static", use_threads_if=n >= TG_PAR_MIN):
+        d = <double>x[k] - <double>t[k]
+        if keep:
+            sq[k] = <floating>(d * d)
+        total += d * d
+    return total
+
+
+def mse_backward(const floating[::1] x, const floating[::1] t, const floating[::1] w,
+                 floating[::1] out):
+    """out_k = 2·w_k·(x_k − t_k); w has length n or 1."""
+    cdef Py_ssize_t n = x.shape[0], k
+    cdef bint per_elem = w.shape[0] == n and n > 1
+    cdef double w0 = 2.0 * w[0] if w.shape[0] > 0 else 0.0
+    if per_elem:
+        for k in prange(n, nogil=True, schedule="static", use_threads_if=n >= TG_PAR_MIN):
+            out[k] = <floating>(2.0 * <double>w[k] * (<double>x[k] - <double>t[k]))
+    else:
+        for k in prange(n, nogil=True, schedule="static", use_threads_if=n >= TG_PAR_MIN):
+            out[k] = <floating>(w0 * (<double>x[k] - <double>t[k]))

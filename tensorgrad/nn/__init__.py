@@ -1,0 +1,27 @@
+"""tg.nn: modules (layers and containers), functional ops and initialisers, as in torch.nn.
+
+    >>> import tensorgrad as tg
+    >>> model = tg.nn.Sequential(tg.nn.Linear(64, 100), tg.nn.ReLU(), tg.nn.Linear(100, 10))
+    >>> loss = tg.nn.functional.cross_entropy(model(x), y)
+"""
+from tensorgrad.nn import functional, init
+from tensorgrad.nn.module import Module, Parameter
+from tensorgrad.nn.modules import (
+    CrossEntropyLoss,
+    Flatten,
+    Identity,
+    Linear,
+    LogSoftmax,
+    ModuleList,
+    MSELoss,
+    MultiClassHingeLoss,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+
+__all__ = ["CrossEntropyLoss", "Flatten", "Identity", "Linear", "LogSoftmax", "MSELoss",
+           "Module", "ModuleList", "MultiClassHingeLoss", "Parameter", "ReLU", "Sequential",
+           "Sigmoid", "Softmax", "Tanh", "functional", "init"]

@@ -1,0 +1,311 @@
+"""Losses: softmax cross-entropy, multiclass hinge (SVM) and mean squared error.
+
+Scores are [N, C] (one row per sample), labels int [N] in [0, C). With w the weight of a row
+(1/N for reduction='mean', 1 for 'sum', the upstream g_i for 'none'):
+
+  cross_entropy          L_i = log Σ_j exp(s_ij) − s_{i,y_i}
+                         dL/ds_i = w_i·(softmax(s_i) − onehot(y_i))
+  multiclass_hinge_loss  L_i = Σ_{j≠y_i} max(0, s_ij − s_{i,y_i} + margin)
+                         dL/ds_ij = w_i·[margin_ij > 0] (j ≠ y_i),  dL/ds_{i,y_i} = −w_i·count_i
+  mse_loss               L = (x − t)²  (elementwise, then reduced);  dL/dx = 2w(x − t) = −dL/dt
+
+The forward kernels (``_kernels/loss.pyx``) accumulate in double. When the scores need a
+gradient, the cross-entropy and hinge forwards also write w·(dL/ds) in the same pass over the
+row (it is still in cache) and backward hands that buffer over, scaled by g when g ≠ 1 — so
+a training step reads the scores once. A second backward (retain_graph) recomputes from the
+saved scores. With create_graph=True backward is written with differentiable ops instead
+(softmax, mul, sum), so double backward works through every loss.
+"""
+import numpy as np
+
+from tensorgrad._kernels import loss as LK
+from tensorgrad.function import Function, is_grad_enabled
+from tensorgrad.ops._util import FLOATS, as_tensor, result_float, shape_str
+from tensorgrad.ops.activation import softmax
+from tensorgrad.ops.elementwise import cast
+from tensorgrad.tensor import Tensor, _wrap
+
+__all__ = ["cross_entropy", "mse_loss", "multiclass_hinge_loss"]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+# ---------------------------------------------------------------------------------- checks
+def _check_reduction(reduction, op):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _check_scores(scores, op):
+    scores = as_tensor(scores, op=op)
+    if scores._data.dtype not in FLOATS:
+        raise TypeError(f"{op}: scores must be float32 or float64, got dtype "
+                        f"{scores._data.dtype}")
+    if scores.ndim != 2:
+        raise ValueError(f"{op}: scores must be 2-D [batch, classes], got shape "
+                         f"{tuple(scores.shape)}")
+    if scores.shape[1] == 0:
+        raise ValueError(f"{op}: scores of shape {tuple(scores.shape)} have no classes")
+    return scores
+
+
+def _check_labels(labels, scores, op):
+    """Labels as a C-contiguous int64 ndarray, after checking dtype, shape and range."""
+    arr = labels._data if isinstance(labels, Tensor) else np.asarray(labels)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{op}: labels must be an integer array (class indices), got dtype "
+                        f"{arr.dtype}")
+    n, c = scores.shape
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"{op}: labels must have shape ({n},) to match scores of shape "
+                         f"{tuple(scores.shape)}, got shape {tuple(arr.shape)}")
+    if n:
+        lo, hi = arr.min(), arr.max()
+        if lo < 0 or hi >= c:
+            bad = int(np.flatnonzero((arr < 0) | (arr >= c))[0])
+            raise ValueError(f"{op}: label {int(arr[bad])} at index {bad} is out of range "
+                             f"[0, {c}) for scores of shape {tuple(scores.shape)}")
+    if arr.dtype != np.int64 or not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr, dtype=np.int64)
+    return arr
+
+
+def _c(arr):
+    return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
+
+
+def _aux(ctx, name, shape, dtype):
+    """A scratch buffer kept on the node, reused when Graph.forward() replays it."""
+    buf = ctx.__dict__.get(name)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = np.empty(shape, dtype)
+        ctx.__dict__[name] = buf
+    return buf
+
+
+def _row_weight(reduction, n):
+    """w0: the weight of every row in the 'mean'/'sum' gradient (1 for 'none')."""
+    return 1.0 / n if (reduction == "mean" and n) else 1.0
+
+
+def _reduce_rows(ctx, rows, total, n, reduction, dtype):
+    """The forward's output: the row losses themselves, or their sum/mean as a 0-d array."""
+    if reduction == "none":
+        return _wrap(rows)
+    out = ctx.empty((), dtype)
+    if reduction == "sum":
+        out[()] = total
+    else:
+        out[()] = total / n if n else np.nan
+    return _wrap(out)
+
+
+def _stash_buffer(ctx, s):
+    """Where the forward writes w0·dL/ds when the scores need a gradient (else a 0-row
+    array, which tells the kernel to skip it)."""
+    if not ctx.needs_input_grad[0]:
+        return np.empty((0, s.shape[1]), s.dtype)
+    buf = ctx.__dict__.get("_stash")
+    if buf is None or buf.shape != s.shape or buf.dtype != s.dtype:
+        buf = ctx._stash = np.empty(s.shape, s.dtype)
+    return buf
+
+
+def _take_stash(ctx, g, reduction):
+    """The gradient the forward computed (as w0·dL/ds), scaled by g; None if already used.
+
+    The buffer is handed over (the node forgets it), so it can become someone's .grad
+    without a copy; a later replay allocates a new one.
+    """
+    stash = ctx.__dict__.pop("_stash", None)
+    if stash is None:
+        return None
+    gd = g._data
+    if reduction == "none":
+        np.multiply(stash, gd.reshape(-1, 1), out=stash)
+    elif gd != 1:
+        np.multiply(stash, gd, out=stash)
+    return _wrap(stash)
+
+
+def _weights(g, reduction, n, dtype):
+    """The per-row backward weights as the kernels take them (length n, or 1)."""
+    gd = g._data
+    if reduction == "none":
+        return _c(gd.astype(dtype, copy=False))
+    scale = float(gd) / n if (reduction == "mean" and n) else float(gd)
+    return np.full(1, scale, dtype)
+
+
+def _graph_weight(g, reduction, n):
+    """w as a differentiable Tensor broadcastable against [N, C] (create_graph path)."""
+    if reduction == "none":
+        return g.reshape(-1, 1)
+    return g / n if (reduction == "mean" and n) else g
+
+
+# --------------------------------------------------------------------------- cross-entropy
+class CrossEntropy(Function):
+    """L_i = lse(s_i) − s_{i,y_i};   gs = w·(softmax(s) − onehot(y))"""
+
+    @staticmethod
+    def forward(ctx, scores, labels, reduction):
+        s = _c(scores._data)
+        n = s.shape[0]
+        dt = s.dtype
+        stats = _aux(ctx, "_stats", (n, 2), np.float64)
+        rows = ctx.empty((n,), dt) if reduction == "none" else _aux(ctx, "_rows", (n,), dt)
+        grad = _stash_buffer(ctx, s)
+        total = LK.xent_forward(s, labels, stats, rows, _row_weight(reduction, n), grad)
+        ctx.save_for_backward(scores)
+        ctx.labels, ctx.reduction = labels, reduction
+        return _reduce_rows(ctx, rows, total, n, reduction, dt)
+
+    @staticmethod
+    def backward(ctx, g):
+        (scores,) = ctx.saved_tensors
+        labels, reduction = ctx.labels, ctx.reduction
+        n, c = scores.shape
+        if is_grad_enabled():       # create_graph=True: differentiable ops
+            onehot = np.zeros((n, c), scores._data.dtype)
+            onehot[np.arange(n), labels] = 1
+            gs = _graph_weight(g, reduction, n) * (softmax(scores, 1) - _wrap(onehot))
+            return gs, None, None
+        gs = _take_stash(ctx, g, reduction)
+        if gs is None:
+            out = np.empty((n, c), scores._data.dtype)
+            w = _weights(g, reduction, n, out.dtype)
+            LK.xent_backward(_c(scores._data), labels, ctx._stats, w, out)
+            gs = _wrap(out)
+        return gs, None, None
+
+
+def cross_entropy(scores, labels, reduction="mean"):
+    """Softmax cross-entropy (the softmax loss) of scores [N, C] against int labels [N]:
+    L_i = −log(exp(s_{i,y_i}) / Σ_j exp(s_ij)), computed with a stable log-sum-exp; the
+    result is averaged over the batch ('mean'), summed ('sum') or returned per row ('none').
+    """
+    op = "cross_entropy"
+    _check_reduction(reduction, op)
+    scores = _check_scores(scores, op)
+    y = _check_labels(labels, scores, op)
+    return CrossEntropy.apply(scores, y, reduction)
+
+
+# ------------------------------------------------------------------------------ hinge (SVM)
+class MulticlassHinge(Function):
+    """L_i = Σ_{j≠y_i} max(0, s_ij − s_{i,y_i} + margin);
+    gs_ij = w_i·[margin_ij > 0] (j ≠ y_i), gs_{i,y_i} = −w_i·count_i"""
+
+    @staticmethod
+    def forward(ctx, scores, labels, margin, reduction):
+        s = _c(scores._data)
+        n = s.shape[0]
+        dt = s.dtype
+        rows = ctx.empty((n,), dt) if reduction == "none" else _aux(ctx, "_rows", (n,), dt)
+        grad = _stash_buffer(ctx, s)
+        total = LK.hinge_forward(s, labels, margin, rows, _row_weight(reduction, n), grad)
+        ctx.save_for_backward(scores)
+        ctx.labels, ctx.margin, ctx.reduction = labels, margin, reduction
+        return _reduce_rows(ctx, rows, total, n, reduction, dt)
+
+    @staticmethod
+    def backward(ctx, g):
+        (scores,) = ctx.saved_tensors
+        labels, margin, reduction = ctx.labels, ctx.margin, ctx.reduction
+        n, c = scores.shape
+        if is_grad_enabled():
+            # piecewise linear: the gradient is constant in s (0 second derivative) and
+            # linear in g, so only the path through g needs a graph
+            mask = np.empty((n, c), scores._data.dtype)
+            LK.hinge_backward(_c(scores._data), labels, margin, np.ones(1, mask.dtype), mask)
+            return _graph_weight(g, reduction, n) * _wrap(mask), None, None, None
+        gs = _take_stash(ctx, g, reduction)
+        if gs is None:
+            out = np.empty((n, c), scores._data.dtype)
+            w = _weights(g, reduction, n, out.dtype)
+            LK.hinge_backward(_c(scores._data), labels, margin, w, out)
+            gs = _wrap(out)
+        return gs, None, None, None
+
+
+def multiclass_hinge_loss(scores, labels, margin=1.0, reduction="mean"):
+    """The multiclass SVM loss L_i = Σ_{j≠y_i} max(0, s_ij − s_{i,y_i} + margin) of scores
+    [N, C] against int labels [N]; 'mean' averages over the batch (it does NOT divide by the
+    number of classes, unlike torch's multi_margin_loss). A margin of exactly 0 is inactive.
+    """
+    op = "multiclass_hinge_loss"
+    _check_reduction(reduction, op)
+    scores = _check_scores(scores, op)
+    y = _check_labels(labels, scores, op)
+    try:
+        margin = float(margin)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: margin must be a number, got {type(margin).__name__}") from None
+    return MulticlassHinge.apply(scores, y, margin, reduction)
+
+
+# -------------------------------------------------------------------------------------- MSE
+class MSE(Function):
+    """L = reduce((x − t)²);   gx = 2w(x − t),   gt = −gx"""
+
+    @staticmethod
+    def forward(ctx, x, t, reduction):
+        xd, td = _c(x._data).reshape(-1), _c(t._data).reshape(-1)
+        dt = xd.dtype
+        if reduction == "none":
+            out = ctx.empty(x.shape, dt)
+            LK.mse_forward(xd, td, out.reshape(-1))
+            res = _wrap(out)
+        else:
+            total = LK.mse_forward(xd, td, np.empty(0, dt))
+            out = ctx.empty((), dt)
+            n = xd.shape[0]
+            out[()] = total if reduction == "sum" else (total / n if n else np.nan)
+            res = _wrap(out)
+        ctx.save_for_backward(x, t)
+        ctx.reduction = reduction
+        return res
+
+    @staticmethod
+    def backward(ctx, g):
+        x, t = ctx.saved_tensors
+        reduction = ctx.reduction
+        nx, nt = ctx.needs_input_grad[:2]
+        n = x._data.size
+        if is_grad_enabled():
+            w = g if reduction != "mean" or not n else g / n
+            gx = (x - t) * (w * 2)
+            return (gx if nx else None), (-gx if nt else None), None
+        dt = x._data.dtype
+        gd = g._data
+        if reduction == "none":
+            w = _c(gd.astype(dt, copy=False)).reshape(-1)
+        else:
+            w = np.full(1, float(gd) / n if (reduction == "mean" and n) else float(gd), dt)
+        out = np.empty(x.shape, dt)
+        LK.mse_backward(_c(x._data).reshape(-1), _c(t._data).reshape(-1), w, out.reshape(-1))
+        gx = _wrap(out)
+        if not nt:
+            return gx, None, None
+        gt = _wrap(np.negative(out)) if nx else _wrap(np.negative(out, out=out))
+        return (gx if nx else None), gt, None
+
+
+def mse_loss(input, target, reduction="mean"):
+    """Mean squared error between input and target of the same shape:
+    mean((input − target)²) ('mean'), the sum ('sum') or the elementwise squares ('none')."""
+    op = "mse_loss"
+    _check_reduction(reduction, op)
+    x = as_tensor(input, op=op)
+    t = as_tensor(target, like=x, op=op)
+    if x.shape != t.shape:
+        raise ValueError(f"mse_loss: input and target must have the same shape, got "
+                         f"{shape_str(x.shape, t.shape)} (broadcasting them is almost always "
+                         f"a bug; reshape one explicitly)")
+    dx, dtt = x._data.dtype, t._data.dtype
+    if dx not in FLOATS or dtt not in FLOATS or dx != dtt:
+        dt = result_float(dx if dx in FLOATS else np.dtype(np.float32),
+                          dtt if dtt in FLOATS else np.dtype(np.float32))
+        x, t = cast(x, dt), cast(t, dt)
+    return MSE.apply(x, t, reduction)

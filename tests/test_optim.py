@@ -1,0 +1,301 @@
+"""tg.optim: SGD and Adam against hand-written numpy updates (PyTorch's formulas), the
+fused kernels vs thread count, validation, schedules, state dicts, and real training."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tensorgrad as tg
+from tensorgrad import nn, optim
+from tensorgrad.nn import functional as F
+
+
+# ------------------------------------------------------------------ numpy references
+def sgd_reference(p, grads, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                  nesterov=False):
+    p = p.copy()
+    buf = None
+    for g in grads:
+        d = g + weight_decay * p
+        if momentum:
+            buf = d.copy() if buf is None else momentum * buf + (1 - dampening) * d
+            d = d + momentum * buf if nesterov else buf
+        p = p - lr * d
+    return p
+
+
+def adam_reference(p, grads, lr, b1, b2, eps, weight_decay=0.0, decoupled=False):
+    p = p.copy()
+    m = np.zeros_like(p)
+    v = np.zeros_like(p)
+    for t, g in enumerate(grads, start=1):
+        if decoupled:
+            p = p * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat_step = lr / (1 - b1 ** t)
+        denom = np.sqrt(v) / np.sqrt(1 - b2 ** t) + eps
+        p = p - m_hat_step * m / denom
+    return p
+
+
+def run(opt_factory, p0, grads, dtype=np.float64):
+    p = tg.tensor(p0.astype(dtype), requires_grad=True)
+    opt = opt_factory([p])
+    for g in grads:
+        p.grad = tg.tensor(g.astype(dtype))
+        opt.step()
+    return p.numpy()
+
+
+SGD_CASES = [{"lr": 0.1}, {"lr": 0.05, "weight_decay": 0.1}, {"lr": 0.1, "momentum": 0.9},
+             {"lr": 0.1, "momentum": 0.9, "dampening": 0.3, "weight_decay": 0.01},
+             {"lr": 0.1, "momentum": 0.8, "nesterov": True},
+             {"lr": 0.02, "momentum": 0.9, "nesterov": True, "weight_decay": 0.05}]
+
+
+@pytest.mark.parametrize("kw", SGD_CASES, ids=[str(k) for k in SGD_CASES])
+def test_sgd_matches_reference(kw, rng):
+    p0 = rng.standard_normal((3, 4))
+    grads = [rng.standard_normal((3, 4)) for _ in range(6)]
+    out = run(lambda ps: optim.SGD(ps, **kw), p0, grads)
+    np.testing.assert_allclose(out, sgd_reference(p0, grads, **kw), rtol=1e-13, atol=1e-14)
+    out32 = run(lambda ps: optim.SGD(ps, **kw), p0, grads, np.float32)
+    assert out32.dtype == np.float32
+    np.testing.assert_allclose(out32, sgd_reference(p0, grads, **kw), rtol=1e-5, atol=1e-5)
+
+
+ADAM_CASES = [{"lr": 1e-3}, {"lr": 0.1, "betas": (0.8, 0.99), "eps": 1e-6},
+              {"lr": 0.01, "weight_decay": 0.1}, {"lr": 0.05, "betas": (0.0, 0.5)}]
+
+
+@pytest.mark.parametrize("kw", ADAM_CASES, ids=[str(k) for k in ADAM_CASES])
+def test_adam_matches_reference(kw, rng):
+    p0 = rng.standard_normal(7)
+    grads = [rng.standard_normal(7) for _ in range(8)]
+    full = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
+    full.update(kw)
+    ref = adam_reference(p0, grads, full["lr"], *full["betas"], full["eps"],
+                         full["weight_decay"])
+    np.testing.assert_allclose(run(lambda ps: optim.Adam(ps, **kw), p0, grads), ref,
+                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(run(lambda ps: optim.Adam(ps, **kw), p0, grads, np.float32),
+                               ref, rtol=1e-5, atol=1e-6)
+
+
+def test_adamw_decouples_weight_decay(rng):
+    p0 = rng.standard_normal(5)
+    grads = [rng.standard_normal(5) for _ in range(4)]
+    out = run(lambda ps: optim.AdamW(ps, lr=0.01, weight_decay=0.1), p0, grads)
+    ref = adam_reference(p0, grads, 0.01, 0.9, 0.999, 1e-8, 0.1, decoupled=True)
+    np.testing.assert_allclose(out, ref, rtol=1e-12)
+    assert not np.allclose(out, adam_reference(p0, grads, 0.01, 0.9, 0.999, 1e-8, 0.1))
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 300), seed=st.integers(0, 1000),
+       which=st.sampled_from(["sgd", "momentum", "nesterov", "adam"]))
+def test_kernels_on_random_sizes(n, seed, which):
+    rng = np.random.default_rng(seed)
+    p0 = rng.standard_normal(n)
+    grads = [rng.standard_normal(n) for _ in range(3)]
+    if which == "adam":
+        out = run(lambda ps: optim.Adam(ps, lr=0.01), p0, grads)
+        ref = adam_reference(p0, grads, 0.01, 0.9, 0.999, 1e-8)
+    else:
+        kw = {"sgd": {"lr": 0.1}, "momentum": {"lr": 0.1, "momentum": 0.9},
+              "nesterov": {"lr": 0.1, "momentum": 0.9, "nesterov": True}}[which]
+        out = run(lambda ps: optim.SGD(ps, **kw), p0, grads)
+        ref = sgd_reference(p0, grads, **kw)
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: optim.Adam(ps, lr=0.01)], ids=["sgd", "adam"])
+def test_large_update_does_not_depend_on_thread_count(make, rng):
+    p0 = rng.standard_normal(100_000).astype(np.float32)    # above the serial threshold
+    grads = [rng.standard_normal(100_000).astype(np.float32) for _ in range(2)]
+    outs = []
+    for n in (1, 2):
+        tg.set_num_threads(n)
+        outs.append(run(make, p0, grads, np.float32))
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+# ------------------------------------------------------------------ mechanics
+def test_step_updates_in_place_and_bumps_version():
+    p = tg.tensor([1.0, 2.0], requires_grad=True)
+    arr, v0 = p.numpy(), p._version[0]
+    y = (p * p).sum()
+    opt = optim.SGD([p], lr=0.5)
+    y.backward()
+    opt.step()
+    assert p.numpy() is arr and arr.tolist() == [0.0, 0.0]
+    assert p._version[0] == v0 + 1
+
+
+def test_params_without_grad_are_skipped_and_groups_have_own_lr():
+    a = tg.tensor([1.0], requires_grad=True)
+    b = tg.tensor([1.0], requires_grad=True)
+    c = tg.tensor([1.0], requires_grad=True)
+    opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5}, {"params": c}], lr=0.1)
+    a.grad = tg.tensor([1.0])
+    b.grad = tg.tensor([1.0])
+    opt.step()
+    assert a.item() == pytest.approx(0.9) and b.item() == pytest.approx(0.5)
+    assert c.item() == 1.0
+
+
+def test_broadcast_and_non_contiguous_grads(rng):
+    p = tg.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    p0 = p.numpy().copy()
+    opt = optim.SGD([p], lr=0.1)
+    (p.sum() * 2.0).backward()          # the gradient may arrive as a broadcast view
+    opt.step()
+    p.grad = tg.from_numpy(np.broadcast_to(np.float64(2.0), (3, 4)))
+    opt.step()
+    np.testing.assert_allclose(p.numpy(), p0 - 0.4)
+    q = tg.tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    q0 = q.numpy().copy()
+    g = rng.standard_normal((3, 4))
+    q.grad = tg.from_numpy(g).T
+    optim.Adam([q], lr=0.1).step()
+    np.testing.assert_allclose(q.numpy(), adam_reference(q0, [g.T], 0.1, 0.9, 0.999, 1e-8))
+
+
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_zero_grad(set_to_none):
+    p = tg.tensor([1.0, 2.0], requires_grad=True)
+    opt = optim.Adam([p])
+    (p * 3).sum().backward()
+    opt.zero_grad(set_to_none=set_to_none)
+    assert p.grad is None if set_to_none else p.grad.tolist() == [0.0, 0.0]
+
+
+def test_validation():
+    p = tg.zeros(2, requires_grad=True)
+    with pytest.raises(ValueError, match="SGD: invalid learning rate -0.1"):
+        optim.SGD([p], lr=-0.1)
+    with pytest.raises(ValueError, match="invalid momentum"):
+        optim.SGD([p], lr=0.1, momentum=-1)
+    with pytest.raises(ValueError, match="invalid weight_decay"):
+        optim.SGD([p], lr=0.1, weight_decay=-1)
+    with pytest.raises(ValueError, match="Nesterov momentum requires momentum > 0"):
+        optim.SGD([p], lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="invalid beta parameter at index 1: 1.0"):
+        optim.Adam([p], betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="invalid beta parameter at index 0"):
+        optim.Adam([p], betas=(-0.1, 0.9))
+    with pytest.raises(ValueError, match="invalid epsilon"):
+        optim.Adam([p], eps=-1e-8)
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.SGD([], lr=0.1)
+    with pytest.raises(TypeError, match="got a single Tensor"):
+        optim.SGD(p, lr=0.1)
+    with pytest.raises(ValueError, match="does not require grad"):
+        optim.SGD([tg.zeros(2)], lr=0.1)
+    with pytest.raises(ValueError, match="non-leaf"):
+        optim.SGD([p * 2], lr=0.1)
+    with pytest.raises(ValueError, match="more than one group"):
+        optim.SGD([{"params": [p]}, {"params": [p]}], lr=0.1)
+
+
+def test_step_lr():
+    p = tg.zeros(1, requires_grad=True)
+    opt = optim.SGD([p], lr=1.0, momentum=0.9)
+    sched = optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    lrs = []
+    for _ in range(6):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+    assert sched.get_last_lr() == [0.125]
+    with pytest.raises(ValueError, match="step_size must be a positive integer"):
+        optim.lr_scheduler.StepLR(opt, step_size=0)
+
+
+def test_optimizer_state_dict_round_trip(rng):
+    p0 = rng.standard_normal(4)
+    grads = [rng.standard_normal(4) for _ in range(4)]
+    p = tg.tensor(p0, requires_grad=True)
+    opt = optim.Adam([p], lr=0.1)
+    for g in grads[:2]:
+        p.grad = tg.tensor(g)
+        opt.step()
+    sd = opt.state_dict()
+    q = tg.tensor(p.numpy().copy(), requires_grad=True)
+    opt2 = optim.Adam([q], lr=0.5)
+    opt2.load_state_dict(sd)
+    assert opt2.param_groups[0]["lr"] == 0.1
+    for g in grads[2:]:
+        for t, o in ((p, opt), (q, opt2)):
+            t.grad = tg.tensor(g)
+            o.step()
+    np.testing.assert_array_equal(p.numpy(), q.numpy())
+    np.testing.assert_allclose(p.numpy(), adam_reference(p0, grads, 0.1, 0.9, 0.999, 1e-8))
+
+
+# ------------------------------------------------------------------ training
+def _toy_problem(rng, n=300):
+    """Three interleaved noisy rings in 2-D: not linearly separable."""
+    y = rng.integers(0, 3, n)
+    angle = rng.uniform(0, 2 * np.pi, n)
+    radius = 1.0 + y + 0.15 * rng.standard_normal(n)
+    X = np.stack([radius * np.cos(angle), radius * np.sin(angle)], 1).astype(np.float32)
+    return X, y
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-4),
+    lambda ps: optim.Adam(ps, lr=0.02)], ids=["sgd-momentum", "adam"])
+def test_two_layer_net_learns_toy_problem(make_opt, rng):
+    X, y = _toy_problem(rng)
+    tg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 3))
+    opt = make_opt(list(model.parameters()))
+    x = tg.tensor(X)
+    losses = []
+    for _ in range(150):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    with tg.no_grad():
+        acc = float(np.mean(model(x).numpy().argmax(1) == y))
+    assert losses[-1] < 0.5 * losses[0]
+    assert acc > 0.9
+
+
+def test_svm_linear_classifier_trains(rng):
+    # the course's linear SVM: s = x·Wᵀ + b, hinge loss + L2, plain SGD
+    X = rng.standard_normal((200, 5)).astype(np.float32)
+    W_true = rng.standard_normal((4, 5))
+    y = np.argmax(X @ W_true.T, 1)
+    model = nn.Linear(5, 4)
+    opt = optim.SGD(model.parameters(), lr=0.05)
+    x = tg.tensor(X)
+    first = None
+    for _ in range(100):
+        opt.zero_grad()
+        loss = F.multiclass_hinge_loss(model(x), y) + 1e-3 * (model.weight ** 2).sum()
+        loss.backward()
+        opt.step()
+        first = loss.item() if first is None else first
+    acc = float(np.mean(model(x).numpy().argmax(1) == y))
+    assert loss.item() < 0.3 * first and acc > 0.9
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_first_momentum_step_ignores_uninitialised_buffer(nesterov, rng):
+    # the buffer of a first step is fresh np.empty memory: garbage (even NaN) must not leak
+    from tensorgrad._kernels import optim as OK
+    p0 = rng.standard_normal(50)
+    g = rng.standard_normal(50)
+    p, buf = p0.copy(), np.full(50, np.nan)
+    OK.sgd_momentum_step(p, g, buf, 0.1, 0.9, 0.0, 0.0, nesterov, True)
+    np.testing.assert_allclose(buf, g)
+    np.testing.assert_allclose(p, sgd_reference(p0, [g], 0.1, 0.9, nesterov=nesterov))
