@@ -81,7 +81,9 @@ class BuildExt(build_ext):
 
 def extensions():
     debug = bool(os.environ.get("TENSORGRAD_DEBUG"))
-    cflags = ["-O3"] if sys.platform != "win32" else ["/O2"]
+    # -fno-math-errno: no kernel reads errno, and without it GCC will not vectorise sqrt
+    # (the Adam update is ~4x faster with it). NaN/inf semantics are unchanged.
+    cflags = ["-O3", "-fno-math-errno"] if sys.platform != "win32" else ["/O2"]
     if os.environ.get("TENSORGRAD_NATIVE"):
         cflags.append("-march=native")
     only = {m for m in os.environ.get("TENSORGRAD_ONLY", "").split(",") if m}

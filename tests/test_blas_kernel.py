@@ -183,3 +183,14 @@ def test_matmul_batched_errors():
     with pytest.raises(ValueError, match="matmul_batched: expected 3-D"):
         blas.matmul_batched(np.ones((2, 4), f64), np.ones((4, 5), f64),
                             np.empty((2, 5), f64))
+
+
+def test_zero_row_products_are_empty_not_errors():
+    import tensorgrad as tg
+    x = tg.zeros(0, 3, requires_grad=True)
+    w = tg.ones(3, 4, requires_grad=True)
+    y = x @ w
+    assert y.shape == (0, 4)
+    y.sum().backward()
+    assert x.grad.shape == (0, 3)
+    np.testing.assert_array_equal(w.grad.numpy(), np.zeros((3, 4), np.float32))

@@ -153,9 +153,9 @@ def gemm(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray out not Non
         raise ValueError(f"gemm: shapes do not match: a {_attr(a, 'shape')} "
                          f"@ b {_attr(b, 'shape')} -> out {_attr(out, 'shape')}")
     _check_dims(m, n, k, "gemm")
-    _check_out(out, 0, "gemm")
-    if m == 0 or n == 0:
+    if m == 0 or n == 0:        # nothing to write (empty arrays may carry any strides)
         return out
+    _check_out(out, 0, "gemm")
     cdef char* c = out.data
     cdef Py_ssize_t crs = out.strides[0]
     if k == 0:
@@ -213,9 +213,9 @@ def matmul_batched(cnp.ndarray a3 not None, cnp.ndarray b3 not None,
         raise ValueError(f"matmul_batched: shapes do not match: a {_attr(a3, 'shape')} "
                          f"@ b {_attr(b3, 'shape')} -> out {_attr(out3, 'shape')}")
     _check_dims(m, n, k, "matmul_batched")
-    _check_out(out3, 1, "matmul_batched")
     if nb == 0 or m == 0 or n == 0:
         return out3
+    _check_out(out3, 1, "matmul_batched")
     cdef char* c = out3.data
     cdef Py_ssize_t cbs = out3.strides[0], crs = out3.strides[1]
     cdef Py_ssize_t i
