@@ -1,0 +1,36 @@
+"""Conversions shared by the data loaders: array-likes in, Tensors out."""
+import numpy as np
+
+
+def to_tensor(arr):
+    """Wrap an ndarray as a Tensor sharing its memory (made C-contiguous first if needed)."""
+    import tensorgrad as tg  # late import: tensorgrad/__init__ imports this package
+
+    return tg.from_numpy(np.ascontiguousarray(arr))
+
+
+def as_array(x):
+    """The ndarray behind a Tensor (no copy), or np.asarray of anything else."""
+    numpy = getattr(x, "numpy", None)
+    if numpy is not None and not isinstance(x, np.ndarray):
+        return numpy()
+    return np.asarray(x)
+
+
+def check_labels(y, n, where):
+    """Validate a label vector: 1-D, integer-valued, non-negative, n entries; return int64."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{where}: labels must be 1-D, got shape {y.shape}")
+    if y.shape[0] != n:
+        raise ValueError(f"{where}: {n} samples but {y.shape[0]} labels")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            raise ValueError(f"{where}: labels must be whole numbers, got dtype {y.dtype} "
+                             "with fractional or non-finite values")
+    elif y.dtype.kind not in "iub":
+        raise ValueError(f"{where}: labels must be integers, got dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if y.size and y.min() < 0:
+        raise ValueError(f"{where}: labels must be >= 0, found {int(y.min())}")
+    return y
