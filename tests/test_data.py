@@ -76,7 +76,6 @@ class Exploit:
 
 
 def test_load_digits_shapes_range_and_labels():
-    pytest.importorskip("sklearn")
     X, y = data.load_digits()
     assert isinstance(X, tg.Tensor) and isinstance(y, tg.Tensor)
     assert X.shape == (1797, 64) and X.dtype == tg.float32
@@ -87,10 +86,15 @@ def test_load_digits_shapes_range_and_labels():
     assert sorted(set(y.tolist())) == list(range(10))
 
 
-def test_load_digits_without_sklearn_says_how_to_install(monkeypatch):
+def test_load_digits_needs_no_sklearn_and_equals_its_copy(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
-    with pytest.raises(ImportError, match="pip install scikit-learn"):
-        data.load_digits()
+    X, y = data.load_digits()                 # the bundled file, no scikit-learn import
+    monkeypatch.undo()
+    sk = pytest.importorskip("sklearn.datasets")
+    Xs, ys = sk.load_digits(return_X_y=True)
+    np.testing.assert_array_equal(X.numpy(), (Xs / 16.0).astype(np.float32))
+    np.testing.assert_array_equal(y.numpy(), ys)
 
 
 # ----------------------------------------------------------------------------- IDX

@@ -11,7 +11,7 @@ Models (``--model``):
 The gradient-trained models use mini-batch SGD with momentum 0.9; the learning rate drops
 10x after two thirds of the epochs (``tg.optim.lr_scheduler.StepLR``).
 
-Data: scikit-learn's digits by default, or ``--data PATH`` (an .npz file, a folder of MNIST
+Data: the bundled digits set (scikit-learn's copy) by default, or ``--data PATH`` (an .npz file, a folder of MNIST
 IDX files or a CIFAR-10 folder; see ``tg.data.load_path``). Samples are split
 train/validation/test 70/10/20 (stratified; the split has its own ``--split-seed`` so every
 model and ``--seed`` is scored on the same test set); a file that ships its own test split keeps it
@@ -108,7 +108,7 @@ def build_parser():
                    help="mlp (two-layer ReLU net, default), softmax, svm (linear) or knn")
     p.add_argument("--data", metavar="PATH",
                    help="an .npz file (X, y), a folder of MNIST IDX files or a CIFAR-10 "
-                        "folder (default: scikit-learn's digits)")
+                        "folder (default: the bundled digits set)")
     p.add_argument("--epochs", type=_pos_int, help=f"passes over the data ({default('epochs')})")
     p.add_argument("--lr", type=_pos_float, help=f"SGD learning rate ({default('lr')})")
     p.add_argument("--reg", type=_nonneg_float,
@@ -126,7 +126,9 @@ def build_parser():
                    help="seed for initialisation and shuffling (0)")
     p.add_argument("--split-seed", type=seed, default=SPLIT_SEED,
                    help=f"seed of the train/validation/test split ({SPLIT_SEED})")
-    p.add_argument("--threads", type=_pos_int, help="OpenMP/BLAS threads (default: all cores)")
+    p.add_argument("--threads", type=_pos_int,
+                   help="OpenMP/BLAS threads (default: all cores; 1 for models so small that "
+                        "threads only add synchronisation, such as the digits defaults)")
     p.add_argument("--save", metavar="PATH", help="write the trained model with tg.save")
     p.add_argument("--plot", metavar="PATH",
                    help="write a PNG of the loss/accuracy curves (needs matplotlib)")
@@ -148,6 +150,8 @@ def main(argv=None):
             tg.set_num_threads(args.threads)
         t0 = time.perf_counter()
         splits, name = _load(args)
+        if args.threads is None:
+            tg.set_num_threads(_auto_threads(args, splits[0][0].shape))
     except SystemExit as e:  # --help
         return e.code if isinstance(e.code, int) else 0
     except (UsageError, OSError, ValueError, ImportError) as e:
@@ -162,6 +166,22 @@ def main(argv=None):
 
 
 # ----------------------------------------------------------------------------- setup
+
+# Below this many multiply-adds per mini-batch GEMM, a second thread only adds
+# synchronisation (and stalls badly when the machine is busy): digits-sized models run on
+# one thread unless --threads says otherwise.
+SMALL_GEMM = 1 << 22
+
+
+def _auto_threads(args, train_shape):
+    """Thread count when --threads is not given: all cores, or 1 for small models."""
+    n_features = int(np.prod(train_shape[1:]))
+    width = args.hidden if args.model == "mlp" else 10
+    batch = args.batch_size or 1
+    if args.model == "knn" or batch * n_features * width >= SMALL_GEMM:
+        return tg._runtime._default_threads()
+    return 1
+
 
 def _check_outputs(args):
     """Fail before training, not after, when --save/--plot cannot be written."""

@@ -8,10 +8,10 @@ import numpy as np
 
 from tensorgrad._kernels import activation as AK
 from tensorgrad._kernels import reduce as RK
-from tensorgrad.function import Function
+from tensorgrad.function import Function, _mode
 from tensorgrad.ops._util import FLOATS, as_tensor, normalize_dim
 from tensorgrad.ops.elementwise import cast, exp, mul, neg, sub
-from tensorgrad.tensor import _wrap
+from tensorgrad.tensor import Tensor, _wrap
 
 __all__ = ["log_softmax", "relu", "sigmoid", "softmax", "tanh"]
 
@@ -37,7 +37,7 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved_tensors
-        return ReluBackward.apply(g, y)
+        return _fused_backward(ReluBackward, AK.relu_backward, g, y)
 
 
 class ReluBackward(Function):
@@ -53,7 +53,7 @@ class ReluBackward(Function):
     @staticmethod
     def backward(ctx, gg):
         (y,) = ctx.saved_tensors
-        return ReluBackward.apply(gg, y), None
+        return _fused_backward(ReluBackward, AK.relu_backward, gg, y), None
 
 
 class Sigmoid(Function):
@@ -70,7 +70,7 @@ class Sigmoid(Function):
     @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved_tensors
-        return SigmoidBackward.apply(g, y)
+        return _fused_backward(SigmoidBackward, AK.sigmoid_backward, g, y)
 
 
 class SigmoidBackward(Function):
@@ -87,7 +87,7 @@ class SigmoidBackward(Function):
     def backward(ctx, gz):
         g, y = ctx.saved_tensors
         ng, ny = ctx.needs_input_grad
-        dg = SigmoidBackward.apply(gz, y) if ng else None
+        dg = _fused_backward(SigmoidBackward, AK.sigmoid_backward, gz, y) if ng else None
         dy = mul(mul(gz, g), sub(1.0, mul(y, 2.0))) if ny else None
         return dg, dy
 
@@ -106,7 +106,7 @@ class Tanh(Function):
     @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved_tensors
-        return TanhBackward.apply(g, y)
+        return _fused_backward(TanhBackward, AK.tanh_backward, g, y)
 
 
 class TanhBackward(Function):
@@ -123,7 +123,7 @@ class TanhBackward(Function):
     def backward(ctx, gz):
         g, y = ctx.saved_tensors
         ng, ny = ctx.needs_input_grad
-        dg = TanhBackward.apply(gz, y) if ng else None
+        dg = _fused_backward(TanhBackward, AK.tanh_backward, gz, y) if ng else None
         dy = mul(mul(gz, g), mul(y, -2.0)) if ny else None
         return dg, dy
 
@@ -235,18 +235,39 @@ class LogSoftmaxBackward(Function):
         return dg, dy, None
 
 
+def _activation(cls, kernel, x, name):
+    if not isinstance(x, Tensor) or x._data.dtype not in FLOATS:
+        x = _float(x, name)
+    if x._requires_grad and _mode.enabled:
+        return cls.apply(x)
+    xd = x._data
+    out = np.empty(xd.shape, xd.dtype)      # nothing to record: straight to the kernel
+    kernel(xd, out)
+    return _wrap(out)
+
+
+def _fused_backward(cls, kernel, g, y):
+    """g (.) y through a fused backward kernel; a graph node only when create_graph needs it."""
+    if (g._requires_grad or y._requires_grad) and _mode.enabled:
+        return cls.apply(g, y)
+    gd = g._data
+    out = np.empty(gd.shape, gd.dtype)
+    kernel(gd, y._data, out)
+    return _wrap(out)
+
+
 def relu(x):
     """max(x, 0) elementwise; gradient mask y > 0 (0 at x == 0)."""
-    return ReLU.apply(_float(x, "relu"))
+    return _activation(ReLU, AK.relu_forward, x, "relu")
 
 
 def sigmoid(x):
     """1 / (1 + exp(-x)), computed without overflow for large |x|."""
-    return Sigmoid.apply(_float(x, "sigmoid"))
+    return _activation(Sigmoid, AK.sigmoid_forward, x, "sigmoid")
 
 
 def tanh(x):
-    return Tanh.apply(_float(x, "tanh"))
+    return _activation(Tanh, AK.tanh_forward, x, "tanh")
 
 
 def softmax(x, dim=-1):

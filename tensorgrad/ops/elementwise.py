@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 
 from tensorgrad._kernels import elementwise as EK
-from tensorgrad.function import Function
+from tensorgrad.function import Function, _mode
 from tensorgrad.ops._util import (
     FLOATS,
     as_tensor,
@@ -57,6 +57,8 @@ _binary = EK.binary
 _binary_scalar = EK.binary_scalar
 _unary = EK.unary
 _NUM = (int, float, np.floating, np.integer)
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,6 +88,8 @@ def _shape(v):
 
 class Add(Function):
     """z = x + y;   gx = g,   gy = g   (summed back over broadcast dims)"""
+    code = EK.ADD
+
 
     @staticmethod
     def forward(ctx, x, y):
@@ -101,6 +105,8 @@ class Add(Function):
 
 class Sub(Function):
     """z = x - y;   gx = g,   gy = -g"""
+    code = EK.SUB
+
 
     @staticmethod
     def forward(ctx, x, y):
@@ -116,6 +122,8 @@ class Sub(Function):
 
 class Mul(Function):
     """z = x * y;   gx = g * y,   gy = g * x   (the swap gate)"""
+    code = EK.MUL
+
 
     @staticmethod
     def forward(ctx, x, y):
@@ -139,6 +147,8 @@ class Mul(Function):
 
 class Div(Function):
     """z = x / y;   gx = g / y,   gy = -g * x / y**2"""
+    code = EK.DIV
+
 
     @staticmethod
     def forward(ctx, x, y):
@@ -166,6 +176,8 @@ class Pow(Function):
     As in PyTorch, gx is 0 where y == 0, and gy is 0 where x == 0 and y >= 0 (instead of
     the nan of 0 * inf).
     """
+    code = EK.POW
+
 
     @staticmethod
     def forward(ctx, x, y):
@@ -259,6 +271,8 @@ def _unary_forward(ctx, code, x):
 
 class Neg(Function):
     """z = -x;   gx = -g"""
+    code = EK.NEG
+
 
     @staticmethod
     def forward(ctx, x):
@@ -271,6 +285,8 @@ class Neg(Function):
 
 class Exp(Function):
     """z = exp(x);   gx = g * z"""
+    code = EK.EXP
+
 
     @staticmethod
     def forward(ctx, x):
@@ -286,6 +302,8 @@ class Exp(Function):
 
 class Log(Function):
     """z = log(x);   gx = g / x"""
+    code = EK.LOG
+
 
     @staticmethod
     def forward(ctx, x):
@@ -300,6 +318,8 @@ class Log(Function):
 
 class Sqrt(Function):
     """z = sqrt(x);   gx = g / (2 z)"""
+    code = EK.SQRT
+
 
     @staticmethod
     def forward(ctx, x):
@@ -315,6 +335,8 @@ class Sqrt(Function):
 
 class Square(Function):
     """z = x²;   gx = 2 g x"""
+    code = EK.SQUARE
+
 
     @staticmethod
     def forward(ctx, x):
@@ -329,6 +351,8 @@ class Square(Function):
 
 class Reciprocal(Function):
     """z = 1/x;   gx = -g z²"""
+    code = EK.RECIPROCAL
+
 
     @staticmethod
     def forward(ctx, x):
@@ -344,6 +368,8 @@ class Reciprocal(Function):
 
 class Abs(Function):
     """z = |x|;   gx = g * sign(x)   (0 at x == 0, as in PyTorch)"""
+    code = EK.ABS
+
 
     @staticmethod
     def forward(ctx, x):
@@ -492,15 +518,34 @@ _NP_BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.t
 
 def _dispatch(cls, a, b, name):
     """Route a binary op: the fast path is two float Tensors of one dtype, or a float Tensor
-    and a Python number; everything else is coerced/promoted first."""
+    and a Python number; everything else is coerced/promoted first.
+
+    When nothing will be recorded (grad mode off, e.g. inside backward, or no input requires
+    grad) the kernel is called directly, without a graph node: the same kernel and the same
+    result as ``cls.forward``, minus the Function machinery.
+    """
     if isinstance(a, Tensor):
-        da = a._data.dtype
+        ad = a._data
+        da = ad.dtype
         if isinstance(b, Tensor):
-            db = b._data.dtype
-            if da == db and da in FLOATS:
+            bd = b._data
+            if bd.dtype is da and (da is _F32 or da is _F64):
+                if (a._requires_grad or b._requires_grad) and _mode.enabled:
+                    return cls.apply(a, b)
+                shape = ad.shape
+                if bd.shape != shape:
+                    shape = broadcast_shape(shape, bd.shape, name)
+                out = np.empty(shape, da)
+                _binary(cls.code, ad, bd, out)
+                return _wrap(out)
+            if da == bd.dtype and da in FLOATS:
                 return cls.apply(a, b)
         elif isinstance(b, _NUM) and not isinstance(b, (bool, np.bool_)) and da in FLOATS:
-            return cls.apply(a, b)
+            if a._requires_grad and _mode.enabled:
+                return cls.apply(a, b)
+            out = np.empty(ad.shape, da)
+            _binary_scalar(cls.code, ad, float(b), out, False)
+            return _wrap(out)
     elif isinstance(b, Tensor) and isinstance(a, _NUM) and not isinstance(a, (bool, np.bool_)) \
             and b._data.dtype in FLOATS:
         return cls.apply(a, b)
@@ -584,8 +629,13 @@ def minimum(x, y):
 def _unary_dispatch(cls, x, name, np_fn):
     if not isinstance(x, Tensor):
         x = as_tensor(x, op=name)
-    if x._data.dtype in FLOATS:
-        return cls.apply(x)
+    xd = x._data
+    if xd.dtype in FLOATS:
+        if x._requires_grad and _mode.enabled:
+            return cls.apply(x)
+        out = np.empty(xd.shape, xd.dtype)      # nothing to record: straight to the kernel
+        _unary(cls.code, xd, out)
+        return _wrap(out)
     if np_fn is None:
         return cls.apply(cast(x, np.float32))
     return _wrap(np.asarray(np_fn(x._data)))
