@@ -4,7 +4,7 @@
     softmax:  L_i = −log(exp(s_{y_i}) / Σ_j exp(s_j))
 
 Same data, model and optimiser; only the loss differs.
-Run:  python examples/svm_vs_softmax.py        (needs scikit-learn)
+Run:  python examples/svm_vs_softmax.py
 """
 import numpy as np
 

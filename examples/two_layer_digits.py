@@ -2,8 +2,8 @@
 
     f(x) = W2·max(0, W1·x + b1) + b2,    loss = softmax loss + reg·(ΣW1² + ΣW2²)
 
-trained by mini-batch SGD with momentum on scikit-learn's digits (8x8 images, 10 classes).
-Run:  python examples/two_layer_digits.py      (needs scikit-learn; takes a few seconds)
+trained by mini-batch SGD with momentum on the bundled digits set (8x8 images, 10 classes).
+Run:  python examples/two_layer_digits.py      (takes a few seconds)
 """
 import numpy as np
 

@@ -271,6 +271,7 @@ class Function:
         if _mode.enabled:
             edges = []
             kept = []
+            needs = []
             record = False
             for a in args:
                 if isinstance(a, Tensor) and a._requires_grad:
@@ -281,13 +282,15 @@ class Function:
                     else:
                         edges.append((fn, a._out_nr))
                         kept.append(None)   # replay recomputes it; do not keep it alive
+                    needs.append(True)
                     record = True
                 else:
                     edges.append(None)
                     kept.append(a)
+                    needs.append(False)
             if record:
-                ctx.next_edges = edges = tuple(edges)
-                ctx.needs_input_grad = tuple([e is not None for e in edges])
+                ctx.next_edges = tuple(edges)
+                ctx.needs_input_grad = tuple(needs)
                 ctx.args = kept
                 ctx._released = False
                 ctx._retain = None

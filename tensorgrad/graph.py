@@ -16,6 +16,7 @@ updates the leaves in place one call recomputes the whole forward without new al
 import numpy as np
 
 from tensorgrad import function as _fn
+from tensorgrad._kernels.elementwise import accumulate as _ek_accumulate
 from tensorgrad.function import Context, _attach, _finish_saved
 from tensorgrad.tensor import Tensor, _wrap
 
@@ -211,18 +212,29 @@ def _run(roots, grads, retain_graph, create_graph, capture=None, accumulate=True
                 g = gins[k]
                 if g is None:
                     continue
+                if not isinstance(g, Tensor):
+                    raise TypeError(f"{node.fn.__name__}.backward must return Tensors or "
+                                    f"None, got {type(g).__name__}")
                 if type(e) is tuple:
-                    if type(g) is not Tensor and not isinstance(g, Tensor):
-                        raise TypeError(f"{node.fn.__name__}.backward must return Tensors or "
-                                        f"None, got {type(g).__name__}")
-                    _send(e[0], e[1], g, create_graph)
+                    child = e[0]
+                    if child._gbuf is None and child.n_outputs == 1:
+                        child._gbuf = [g]           # first gradient for a single output
+                        child._gown = 0
+                    else:
+                        _send(child, e[1], g, create_graph)
                 elif capture is not None:
                     _capture_leaf(capture, e, g)
                 elif accumulate:
-                    if not isinstance(g, Tensor):
-                        raise TypeError(f"{node.fn.__name__}.backward must return Tensors or "
-                                        f"None, got {type(g).__name__}")
-                    _accumulate_leaf(e, g, create_graph, _stealable(node, g, gins, handed))
+                    cur = e.grad
+                    if (cur is not None and not create_graph and cur.grad_fn is None
+                            and g.grad_fn is None and cur._data.shape == g._data.shape
+                            and cur._data.dtype is g._data.dtype
+                            and cur._data.flags.c_contiguous):
+                        _ek_accumulate(cur._data, g._data)     # leaf.grad += g in place
+                        cur._version[0] += 1
+                    else:
+                        _accumulate_leaf(e, g, create_graph,
+                                         _stealable(node, g, gins, handed))
                 handed.add(id(g))
     except BaseException:
         for node in order:          # leave no half-summed buffers behind
