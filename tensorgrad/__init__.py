@@ -12,21 +12,66 @@ numeric work runs in typed Cython kernels (``tensorgrad._kernels``), multi-threa
 """
 __version__ = "0.1.0"
 
-from tensorgrad import random
-from tensorgrad._runtime import (get_num_threads, memory_allocated, set_num_threads,
-                                 show_config)
-from tensorgrad._runtime import _init_threads
-from tensorgrad.factory import (arange, empty, empty_like, eye, full, full_like, linspace, ones,
-                                ones_like, rand, randint, randn, randn_like, zeros, zeros_like)
-from tensorgrad.function import (Context, Function, enable_grad, is_grad_enabled, no_grad,
-                                 set_grad_enabled)
+import os as _os
+
+# Thread policy, part 1 (see _runtime.py): idle OpenMP threads sleep instead of spinning.
+# Our kernels' parallel regions alternate with OpenBLAS calls, whose own idle threads spin
+# too; on a 2-core machine the two spinning pools starve each other (a training step went
+# from 3 ms to 18 ms). Must be set before the OpenMP runtime loads; a user's value wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+from tensorgrad import autograd, random, testing
+from tensorgrad._runtime import (
+    _init_threads,
+    get_num_threads,
+    memory_allocated,
+    set_num_threads,
+    show_config,
+)
+from tensorgrad.factory import (
+    arange,
+    empty,
+    empty_like,
+    eye,
+    full,
+    full_like,
+    linspace,
+    ones,
+    ones_like,
+    rand,
+    randint,
+    randn,
+    randn_like,
+    zeros,
+    zeros_like,
+)
+from tensorgrad.function import (
+    Context,
+    Function,
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from tensorgrad.graph import Graph, grad
-from tensorgrad.ops import *  # noqa: F401,F403  (the op functions: tg.add, tg.relu, ...)
+from tensorgrad.ops import *
 from tensorgrad.ops import __all__ as _ops_all
 from tensorgrad.random import manual_seed
-from tensorgrad.tensor import (Tensor, bool_, float16, float32, float64, from_numpy, int8, int16,
-                               int32, int64, is_tensor, tensor, uint8)
-from tensorgrad import autograd, testing  # noqa: E402
+from tensorgrad.tensor import (
+    Tensor,
+    bool_,
+    float16,
+    float32,
+    float64,
+    from_numpy,
+    int8,
+    int16,
+    int32,
+    int64,
+    is_tensor,
+    tensor,
+    uint8,
+)
 
 _init_threads()
 

@@ -1,6 +1,8 @@
 """Runtime: one thread policy for OpenMP kernels and the BLAS pool, config and memory.
 
-Default threads = available cores, or ``OMP_NUM_THREADS`` when set. ``set_num_threads(n)``
+Default threads = available cores, or ``OMP_NUM_THREADS`` when set. ``import tensorgrad``
+sets ``OMP_WAIT_POLICY=passive`` unless the user set it: idle OpenMP threads then sleep
+instead of spinning, so they do not starve the BLAS pool's threads between calls. ``set_num_threads(n)``
 sets both the OpenMP team size of our kernels and the BLAS pool (through threadpoolctl).
 The pools never nest: GEMMs called from Python use the BLAS pool, and the one kernel that
 calls BLAS inside an OpenMP loop (the tiled distances, ``ops/distance.py``) holds BLAS at
@@ -63,8 +65,9 @@ def _blas_info():
 
 
 def config_text():
-    from tensorgrad import __version__
     import scipy
+
+    from tensorgrad import __version__
     lines = [
         f"tensorgrad {__version__}",
         f"python     {sys.version.split()[0]} ({platform.platform()})",
@@ -73,7 +76,8 @@ def config_text():
         f"compiler   {_rt.compiler()}",
         f"openmp     {'on' if _rt.openmp_enabled() else 'OFF (kernels are single-threaded)'}",
         f"threads    {get_num_threads()} (cores available: {_default_threads()}, "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})",
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})",
         f"parallel   loops above {_rt.par_min()} elements",
     ]
     for b in _blas_info():

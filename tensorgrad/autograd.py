@@ -10,8 +10,18 @@ from tensorgrad.function import Function, enable_grad, no_grad, set_grad_enabled
 from tensorgrad.graph import backward, grad
 from tensorgrad.tensor import Tensor, _wrap
 
-__all__ = ["grad", "backward", "hvp", "vhp", "jvp", "vjp", "Function", "no_grad",
-           "enable_grad", "set_grad_enabled"]
+__all__ = [
+    "Function",
+    "backward",
+    "enable_grad",
+    "grad",
+    "hvp",
+    "jvp",
+    "no_grad",
+    "set_grad_enabled",
+    "vhp",
+    "vjp",
+]
 
 
 def _tuple(x, what):
@@ -83,7 +93,7 @@ vhp = hvp   # the Hessian of a scalar function is symmetric
 
 def jvp(func, inputs, v):
     """(func(inputs), J·v): forward mode by two reverse passes."""
-    xs, single = _tuple(inputs, "jvp")
+    xs, _ = _tuple(inputs, "jvp")
     vs, _ = _tuple(v, "jvp")
     _check_like(vs, xs, "jvp")
     xs = _fresh_inputs(xs)

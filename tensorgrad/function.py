@@ -16,8 +16,14 @@ import numpy as np
 
 from tensorgrad.tensor import Tensor, _wrap
 
-__all__ = ["Function", "Context", "no_grad", "enable_grad", "set_grad_enabled",
-           "is_grad_enabled"]
+__all__ = [
+    "Context",
+    "Function",
+    "enable_grad",
+    "is_grad_enabled",
+    "no_grad",
+    "set_grad_enabled",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,7 +108,7 @@ class enable_grad(_ModeContext):
 # ---------------------------------------------------------------------------------------------
 class _SavedOutput:
     """A saved output of the node itself, stored without the Tensor (no reference cycle)."""
-    __slots__ = ("index", "data", "version")
+    __slots__ = ("data", "index", "version")
 
     def __init__(self, index, data, version):
         self.index = index

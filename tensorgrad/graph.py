@@ -17,7 +17,7 @@ import numpy as np
 
 from tensorgrad import function as _fn
 from tensorgrad._kernels.elementwise import accumulate as _ek_accumulate
-from tensorgrad.function import Context, _attach, _finish_saved
+from tensorgrad.function import _finish_saved
 from tensorgrad.tensor import Tensor, _wrap
 
 __all__ = ["Graph", "backward", "grad"]
@@ -86,9 +86,7 @@ def _accumulate_leaf(leaf, g, create_graph, fresh):
                            f"{leaf.shape} (a Function returned a gradient of the wrong shape)")
     cur = leaf.grad
     if cur is None:
-        if create_graph:
-            leaf.grad = g
-        elif fresh:
+        if create_graph or fresh:
             leaf.grad = g
         else:
             leaf.grad = _wrap(np.array(g._data, order="C", copy=True))

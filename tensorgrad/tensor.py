@@ -10,8 +10,19 @@ module keeps what is intrinsic to the data structure.
 """
 import numpy as np
 
-__all__ = ["Tensor", "tensor", "from_numpy", "float32", "float64", "float16", "int32", "int64",
-           "uint8", "bool_", "is_tensor"]
+__all__ = [
+    "Tensor",
+    "bool_",
+    "float16",
+    "float32",
+    "float64",
+    "from_numpy",
+    "int32",
+    "int64",
+    "is_tensor",
+    "tensor",
+    "uint8",
+]
 
 float16 = np.float16
 float32 = np.float32
@@ -32,8 +43,16 @@ class Tensor:
 
     Create one with ``tg.tensor``, ``tg.from_numpy`` or a factory (``tg.zeros`` ...).
     """
-    __slots__ = ("_data", "_requires_grad", "grad", "grad_fn", "_version", "_out_nr",
-                 "_retains_grad", "__weakref__")
+    __slots__ = (
+        "__weakref__",
+        "_data",
+        "_out_nr",
+        "_requires_grad",
+        "_retains_grad",
+        "_version",
+        "grad",
+        "grad_fn",
+    )
 
     # numpy must defer to our reflected operators (ndarray + Tensor -> Tensor.__radd__)
     __array_priority__ = 1000

@@ -12,7 +12,7 @@ from tensorgrad.function import enable_grad, no_grad
 from tensorgrad.graph import grad
 from tensorgrad.tensor import Tensor, _wrap
 
-__all__ = ["gradcheck", "gradgradcheck", "GradcheckError", "assert_close"]
+__all__ = ["GradcheckError", "assert_close", "gradcheck", "gradgradcheck"]
 
 
 class GradcheckError(AssertionError):

@@ -95,6 +95,14 @@ def test_matmul_example():
 # --------------------------------------------------------------------------------------------
 # gate patterns
 # --------------------------------------------------------------------------------------------
+def test_x_times_x_is_one_square_node_with_the_same_gradient():
+    x = tg.tensor([1.5, -2.0], dtype=tg.float64, requires_grad=True)
+    y = x * x
+    assert y.grad_fn.name == "Square"
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, -4.0])
+
+
 def test_copy_gate_sums_fanout():
     a = tg.tensor(3.0, requires_grad=True)
     b = a + a
@@ -304,9 +312,8 @@ def test_no_grad_records_nothing():
     with tg.no_grad():
         y = x * 2
     assert y.grad_fn is None and not y.requires_grad
-    with tg.no_grad():
-        with tg.enable_grad():
-            z = x * 2
+    with tg.no_grad(), tg.enable_grad():
+        z = x * 2
     assert z.grad_fn is not None
     tg.set_grad_enabled(False)
     try:
@@ -341,7 +348,7 @@ def test_integer_tensors_cannot_require_grad():
 def test_inplace_modification_of_saved_tensor_raises():
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     y = x * 1.0
-    z = y * y               # Mul saves y
+    z = y * x               # Mul saves y (and x)
     with tg.no_grad():
         y.mul_(2.0)
     with pytest.raises(RuntimeError, match="Mul.*modified by an in-place operation"):

@@ -11,7 +11,7 @@ def _blocks():
     if not os.path.exists(README):
         return []
     with open(README, encoding="utf-8") as f:
-        return re.findall(r"```python\n(.*?)```", f.read(), re.S)
+        return re.findall(r"```python\n(.*?)```", f.read(), re.DOTALL)
 
 
 @pytest.mark.skipif(not _blocks(), reason="README.md not found next to tests/")

@@ -312,10 +312,10 @@ def test_inplace_bumps_version_and_backward_refuses_stale_values():
     a = tg.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
     b = a * 1.0
     view = b.view(2, 2)
-    c = b * b                                      # saves b
+    c = b * b                                      # a Square node; saves b
     with tg.no_grad():
         view.mul_(2.0)                             # writes b through a view
-    with pytest.raises(RuntimeError, match="Mul.*modified by an in-place"):
+    with pytest.raises(RuntimeError, match="Square.*modified by an in-place"):
         c.sum().backward()
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     y = x.exp()                                    # saves its output

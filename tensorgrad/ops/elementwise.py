@@ -90,7 +90,6 @@ class Add(Function):
     """z = x + y;   gx = g,   gy = g   (summed back over broadcast dims)"""
     code = EK.ADD
 
-
     @staticmethod
     def forward(ctx, x, y):
         ctx.shapes = (_shape(x), _shape(y))
@@ -107,7 +106,6 @@ class Sub(Function):
     """z = x - y;   gx = g,   gy = -g"""
     code = EK.SUB
 
-
     @staticmethod
     def forward(ctx, x, y):
         ctx.shapes = (_shape(x), _shape(y))
@@ -123,7 +121,6 @@ class Sub(Function):
 class Mul(Function):
     """z = x * y;   gx = g * y,   gy = g * x   (the swap gate)"""
     code = EK.MUL
-
 
     @staticmethod
     def forward(ctx, x, y):
@@ -148,7 +145,6 @@ class Mul(Function):
 class Div(Function):
     """z = x / y;   gx = g / y,   gy = -g * x / y**2"""
     code = EK.DIV
-
 
     @staticmethod
     def forward(ctx, x, y):
@@ -177,7 +173,6 @@ class Pow(Function):
     the nan of 0 * inf).
     """
     code = EK.POW
-
 
     @staticmethod
     def forward(ctx, x, y):
@@ -273,7 +268,6 @@ class Neg(Function):
     """z = -x;   gx = -g"""
     code = EK.NEG
 
-
     @staticmethod
     def forward(ctx, x):
         return _unary_forward(ctx, EK.NEG, x)
@@ -286,7 +280,6 @@ class Neg(Function):
 class Exp(Function):
     """z = exp(x);   gx = g * z"""
     code = EK.EXP
-
 
     @staticmethod
     def forward(ctx, x):
@@ -304,7 +297,6 @@ class Log(Function):
     """z = log(x);   gx = g / x"""
     code = EK.LOG
 
-
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -319,7 +311,6 @@ class Log(Function):
 class Sqrt(Function):
     """z = sqrt(x);   gx = g / (2 z)"""
     code = EK.SQRT
-
 
     @staticmethod
     def forward(ctx, x):
@@ -337,7 +328,6 @@ class Square(Function):
     """z = x²;   gx = 2 g x"""
     code = EK.SQUARE
 
-
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -352,7 +342,6 @@ class Square(Function):
 class Reciprocal(Function):
     """z = 1/x;   gx = -g z²"""
     code = EK.RECIPROCAL
-
 
     @staticmethod
     def forward(ctx, x):
@@ -369,7 +358,6 @@ class Reciprocal(Function):
 class Abs(Function):
     """z = |x|;   gx = g * sign(x)   (0 at x == 0, as in PyTorch)"""
     code = EK.ABS
-
 
     @staticmethod
     def forward(ctx, x):
@@ -530,13 +518,23 @@ def _dispatch(cls, a, b, name):
         if isinstance(b, Tensor):
             bd = b._data
             if bd.dtype is da and (da is _F32 or da is _F64):
+                if a is b and cls is Mul:
+                    return Square.apply(a) if a._requires_grad and _mode.enabled \
+                        else _unary_dispatch(Square, a, "square", None)
                 if (a._requires_grad or b._requires_grad) and _mode.enabled:
                     return cls.apply(a, b)
                 shape = ad.shape
                 if bd.shape != shape:
                     shape = broadcast_shape(shape, bd.shape, name)
                 out = np.empty(shape, da)
-                _binary(cls.code, ad, bd, out)
+                # A broadcast single value (e.g. the expanded gradient of a sum) is applied
+                # as a scalar: one contiguous pass instead of the strided loop. Same values.
+                if bd.ndim and bd.strides[-1] == 0 and ad.shape == shape and _one_value(bd):
+                    _binary_scalar(cls.code, ad, float(bd.flat[0]), out, False)
+                elif ad.ndim and ad.strides[-1] == 0 and bd.shape == shape and _one_value(ad):
+                    _binary_scalar(cls.code, bd, float(ad.flat[0]), out, True)
+                else:
+                    _binary(cls.code, ad, bd, out)
                 return _wrap(out)
             if da == bd.dtype and da in FLOATS:
                 return cls.apply(a, b)
@@ -550,6 +548,11 @@ def _dispatch(cls, a, b, name):
             and b._data.dtype in FLOATS:
         return cls.apply(a, b)
     return _promote(cls, a, b, name)
+
+
+def _one_value(arr):
+    """True when every element of ``arr`` is the same memory (all strides 0, size > 1)."""
+    return arr.size > 1 and not any(arr.strides)
 
 
 def _promote(cls, a, b, name):
