@@ -17,6 +17,7 @@ import numpy as np
 
 from tensorgrad import function as _fn
 from tensorgrad._kernels.elementwise import accumulate as _ek_accumulate
+from tensorgrad._kernels.elementwise import copy as _ek_copy
 from tensorgrad.function import _finish_saved
 from tensorgrad.tensor import Tensor, _wrap
 
@@ -79,6 +80,16 @@ def _as_grad_tensor(g, like, what):
     return g if isinstance(g, Tensor) else _wrap(arr)
 
 
+def _copy(arr):
+    """A C-contiguous copy (the OpenMP copy kernel for float arrays)."""
+    out = np.empty(arr.shape, arr.dtype)
+    if arr.dtype.kind == "f":
+        _ek_copy(arr, out)
+    else:
+        np.copyto(out, arr)
+    return out
+
+
 def _accumulate_leaf(leaf, g, create_graph, fresh):
     """leaf.grad += g (in place when we own leaf.grad and no graph is being built)."""
     if g.shape != leaf.shape:
@@ -89,7 +100,7 @@ def _accumulate_leaf(leaf, g, create_graph, fresh):
         if create_graph or fresh:
             leaf.grad = g
         else:
-            leaf.grad = _wrap(np.array(g._data, order="C", copy=True))
+            leaf.grad = _wrap(_copy(g._data))
     elif create_graph or cur.grad_fn is not None or g.grad_fn is not None:
         from tensorgrad.ops.elementwise import add
         with _fn.set_grad_enabled(create_graph):

@@ -38,8 +38,10 @@ def arr(rng, shape, dtype, kind="any"):
     return np.asarray(a, dtype)
 
 
-def test_threshold_is_what_the_brief_says():
-    assert PAR_MIN == 32768
+def test_threshold_is_reported_and_keeps_tiny_arrays_serial(capsys):
+    assert 1024 <= PAR_MIN <= 1 << 22
+    tg.show_config()
+    assert f"loops above {PAR_MIN} elements" in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------------------------
