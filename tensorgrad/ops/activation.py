@@ -142,18 +142,34 @@ def _contig(x):
     return d if d.flags.c_contiguous else np.ascontiguousarray(d)
 
 
+def _along_dim(ctx, kernel, x, dim):
+    """out = kernel(x) along ``dim`` (a forward [A, B, C] kernel)."""
+    d = _contig(x)
+    out = ctx.empty(d.shape, d.dtype)
+    s3 = _as3d(d.shape, dim)
+    kernel(d.reshape(s3), out.reshape(s3))
+    ctx.dim = dim
+    return _wrap(out)
+
+
+def _along_dim_backward(ctx, kernel, g, y, dim):
+    """out = kernel(g, y) along ``dim`` (a fused backward kernel); saves g and y."""
+    gd = _contig(g)
+    out = ctx.empty(gd.shape, gd.dtype)
+    s3 = _as3d(gd.shape, dim)
+    kernel(gd.reshape(s3), y._data.reshape(s3), out.reshape(s3))
+    ctx.save_for_backward(g, y)
+    ctx.dim = dim
+    return _wrap(out)
+
+
 class Softmax(Function):
     """y = exp(x - logsumexp(x));   gx = y * (g - sum(g * y))   along ``dim``"""
 
     @staticmethod
     def forward(ctx, x, dim):
-        d = _contig(x)
-        out = ctx.empty(d.shape, d.dtype)
-        s3 = _as3d(d.shape, dim)
-        RK.softmax_mid(d.reshape(s3), out.reshape(s3))
-        y = _wrap(out)
+        y = _along_dim(ctx, RK.softmax_mid, x, dim)
         ctx.save_for_backward(y)
-        ctx.dim = dim
         return y
 
     @staticmethod
@@ -167,13 +183,7 @@ class SoftmaxBackward(Function):
 
     @staticmethod
     def forward(ctx, g, y, dim):
-        gd = _contig(g)
-        out = ctx.empty(gd.shape, gd.dtype)
-        s3 = _as3d(gd.shape, dim)
-        RK.softmax_backward_mid(gd.reshape(s3), y._data.reshape(s3), out.reshape(s3))
-        ctx.save_for_backward(g, y)
-        ctx.dim = dim
-        return _wrap(out)
+        return _along_dim_backward(ctx, RK.softmax_backward_mid, g, y, dim)
 
     @staticmethod
     def backward(ctx, gz):
@@ -195,13 +205,8 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx, x, dim):
-        d = _contig(x)
-        out = ctx.empty(d.shape, d.dtype)
-        s3 = _as3d(d.shape, dim)
-        RK.log_softmax_mid(d.reshape(s3), out.reshape(s3))
-        y = _wrap(out)
+        y = _along_dim(ctx, RK.log_softmax_mid, x, dim)
         ctx.save_for_backward(y)
-        ctx.dim = dim
         return y
 
     @staticmethod
@@ -215,13 +220,7 @@ class LogSoftmaxBackward(Function):
 
     @staticmethod
     def forward(ctx, g, y, dim):
-        gd = _contig(g)
-        out = ctx.empty(gd.shape, gd.dtype)
-        s3 = _as3d(gd.shape, dim)
-        RK.log_softmax_backward_mid(gd.reshape(s3), y._data.reshape(s3), out.reshape(s3))
-        ctx.save_for_backward(g, y)
-        ctx.dim = dim
-        return _wrap(out)
+        return _along_dim_backward(ctx, RK.log_softmax_backward_mid, g, y, dim)
 
     @staticmethod
     def backward(ctx, gz):

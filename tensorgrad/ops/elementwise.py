@@ -82,6 +82,19 @@ def _binary_forward(ctx, code, x, y):
     return _wrap(out)
 
 
+def _save_operands(ctx, x, y):
+    """Save the Tensor operands for backward (versions checked); keep numbers as constants."""
+    ctx.save_for_backward(x if isinstance(x, Tensor) else None,
+                          y if isinstance(y, Tensor) else None)
+    ctx.consts = (x, y)
+
+
+def _operands(ctx):
+    """(x, y) as saved by _save_operands: Tensors, or the Python numbers they were."""
+    x, y = ctx.saved_tensors
+    return (ctx.consts[0] if x is None else x), (ctx.consts[1] if y is None else y)
+
+
 def _shape(v):
     return v.shape if isinstance(v, Tensor) else ()
 
@@ -124,18 +137,12 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        ctx.save_for_backward(x if isinstance(x, Tensor) else None,
-                              y if isinstance(y, Tensor) else None)
-        ctx.consts = (x, y)
+        _save_operands(ctx, x, y)
         return _binary_forward(ctx, EK.MUL, x, y)
 
     @staticmethod
     def backward(ctx, g):
-        x, y = ctx.saved_tensors
-        if x is None:
-            x = ctx.consts[0]
-        if y is None:
-            y = ctx.consts[1]
+        x, y = _operands(ctx)
         nx, ny = ctx.needs_input_grad
         gx = unbroadcast(mul(g, y), x.shape) if nx else None
         gy = unbroadcast(mul(g, x), y.shape) if ny else None
@@ -148,18 +155,12 @@ class Div(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        ctx.save_for_backward(x if isinstance(x, Tensor) else None,
-                              y if isinstance(y, Tensor) else None)
-        ctx.consts = (x, y)
+        _save_operands(ctx, x, y)
         return _binary_forward(ctx, EK.DIV, x, y)
 
     @staticmethod
     def backward(ctx, g):
-        x, y = ctx.saved_tensors
-        if x is None:
-            x = ctx.consts[0]
-        if y is None:
-            y = ctx.consts[1]
+        x, y = _operands(ctx)
         nx, ny = ctx.needs_input_grad
         gx = unbroadcast(div(g, y), x.shape) if nx else None
         gy = unbroadcast(neg(div(mul(g, x), mul(y, y))), y.shape) if ny else None
@@ -225,16 +226,12 @@ class _MinMax(Function):
 
     @classmethod
     def forward(cls, ctx, x, y):
-        ctx.save_for_backward(x if isinstance(x, Tensor) else None,
-                              y if isinstance(y, Tensor) else None)
-        ctx.consts = (x, y)
+        _save_operands(ctx, x, y)
         return _binary_forward(ctx, cls.code, x, y)
 
     @classmethod
     def backward(cls, ctx, g):
-        x, y = ctx.saved_tensors
-        x = ctx.consts[0] if x is None else x
-        y = ctx.consts[1] if y is None else y
+        x, y = _operands(ctx)
         m = _win_mask(x, y, cls.code)
         nx, ny = ctx.needs_input_grad
         gx = unbroadcast(mul(g, m), x.shape) if nx else None
