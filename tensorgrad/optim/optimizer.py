@@ -83,7 +83,8 @@ class Optimizer:
                     g._version[0] += 1
 
     def step(self, closure=None):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement step(); use "
+                                  f"tg.optim.SGD or tg.optim.Adam, or subclass Optimizer")
 
     def _state(self, p):
         st = self.state.get(id(p))
