@@ -16,6 +16,13 @@ from tensorgrad.tensor import Tensor, _wrap
 __all__ = ["log_softmax", "relu", "sigmoid", "softmax", "tanh"]
 
 
+def _kernel_out(ctx, kernel, x, *more):
+    """kernel(x, *more, out) into a new output buffer (during replay: the old one)."""
+    out = ctx.empty(x._data.shape, x._data.dtype)
+    kernel(x._data, *[t._data for t in more], out)
+    return _wrap(out)
+
+
 def _float(x, op):
     x = as_tensor(x, op=op)
     if x._data.dtype not in FLOATS:
@@ -28,9 +35,7 @@ class ReLU(Function):
 
     @staticmethod
     def forward(ctx, x):
-        out = ctx.empty(x._data.shape, x._data.dtype)
-        AK.relu_forward(x._data, out)
-        y = _wrap(out)
+        y = _kernel_out(ctx, AK.relu_forward, x)
         ctx.save_for_backward(y)     # the output is enough: the mask is y > 0
         return y
 
@@ -45,10 +50,8 @@ class ReluBackward(Function):
 
     @staticmethod
     def forward(ctx, g, y):
-        out = ctx.empty(g._data.shape, g._data.dtype)
-        AK.relu_backward(g._data, y._data, out)
         ctx.save_for_backward(y)
-        return _wrap(out)
+        return _kernel_out(ctx, AK.relu_backward, g, y)
 
     @staticmethod
     def backward(ctx, gg):
@@ -61,9 +64,7 @@ class Sigmoid(Function):
 
     @staticmethod
     def forward(ctx, x):
-        out = ctx.empty(x._data.shape, x._data.dtype)
-        AK.sigmoid_forward(x._data, out)
-        y = _wrap(out)
+        y = _kernel_out(ctx, AK.sigmoid_forward, x)
         ctx.save_for_backward(y)
         return y
 
@@ -78,10 +79,8 @@ class SigmoidBackward(Function):
 
     @staticmethod
     def forward(ctx, g, y):
-        out = ctx.empty(g._data.shape, g._data.dtype)
-        AK.sigmoid_backward(g._data, y._data, out)
         ctx.save_for_backward(g, y)
-        return _wrap(out)
+        return _kernel_out(ctx, AK.sigmoid_backward, g, y)
 
     @staticmethod
     def backward(ctx, gz):
@@ -97,9 +96,7 @@ class Tanh(Function):
 
     @staticmethod
     def forward(ctx, x):
-        out = ctx.empty(x._data.shape, x._data.dtype)
-        AK.tanh_forward(x._data, out)
-        y = _wrap(out)
+        y = _kernel_out(ctx, AK.tanh_forward, x)
         ctx.save_for_backward(y)
         return y
 
@@ -114,10 +111,8 @@ class TanhBackward(Function):
 
     @staticmethod
     def forward(ctx, g, y):
-        out = ctx.empty(g._data.shape, g._data.dtype)
-        AK.tanh_backward(g._data, y._data, out)
         ctx.save_for_backward(g, y)
-        return _wrap(out)
+        return _kernel_out(ctx, AK.tanh_backward, g, y)
 
     @staticmethod
     def backward(ctx, gz):
