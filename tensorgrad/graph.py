@@ -183,9 +183,8 @@ def _run(roots, grads, retain_graph, create_graph, capture=None, accumulate=True
             node = order[idx]
             buf = node._gbuf
             if buf is None:          # nothing flowed here (output unused by the roots)
-                if not retain_graph and node._saved is not None:
-                    node._saved = None
-                    node._released = True
+                if not retain_graph:
+                    node.release()
                 continue
             node._gbuf = None
             if node.n_outputs > 1:
@@ -205,9 +204,8 @@ def _run(roots, grads, retain_graph, create_graph, capture=None, accumulate=True
                         slot[0] = buf[j] if slot[0] is None else slot[0] + buf[j]
             gins = node.fn.backward(node, *buf)
             del buf
-            if not retain_graph and node._saved is not None:
-                node._saved = None
-                node._released = True
+            if not retain_graph:
+                node.release()
             edges = node.next_edges
             if type(gins) is not tuple:
                 gins = (gins,) if not isinstance(gins, list) else tuple(gins)

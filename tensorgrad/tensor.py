@@ -280,9 +280,6 @@ class Tensor:
                 f"autograd; wrap it in `with tg.no_grad():` (as optimisers do) or use the "
                 f"out-of-place op")
 
-    def _bump(self):
-        self._version[0] += 1
-
     # -- in-place ops (not recorded; they bump the version counter) --------------------------
     def zero_(self):
         self._check_inplace("zero_")
