@@ -20,7 +20,7 @@ import os as _os
 # from 3 ms to 18 ms). Must be set before the OpenMP runtime loads; a user's value wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
-from tensorgrad import autograd, random, testing
+from tensorgrad import _blas, autograd, random, testing
 from tensorgrad._runtime import (
     _init_threads,
     get_num_threads,
@@ -74,6 +74,8 @@ from tensorgrad.tensor import (
 )
 
 _init_threads()
+# The GEMM library (numpy's OpenBLAS, else scipy's; $TENSORGRAD_BLAS overrides): _blas.py.
+_blas.select()
 
 
 def _optional(modname, names):

@@ -67,12 +67,14 @@ def _blas_info():
 def config_text():
     import scipy
 
-    from tensorgrad import __version__
+    from tensorgrad import __version__, _blas
     lines = [
         f"tensorgrad {__version__}",
         f"python     {sys.version.split()[0]} ({platform.platform()})",
         f"numpy      {np.__version__}",
-        f"scipy      {scipy.__version__} (BLAS for GEMM via scipy.linalg.cython_blas)",
+        f"scipy      {scipy.__version__}",
+        f"gemm       {_blas.provider()} (TENSORGRAD_BLAS="
+        f"{os.environ.get('TENSORGRAD_BLAS', 'unset')})",
         f"compiler   {_rt.compiler()}",
         f"openmp     {'on' if _rt.openmp_enabled() else 'OFF (kernels are single-threaded)'}",
         f"threads    {get_num_threads()} (cores available: {_default_threads()}, "

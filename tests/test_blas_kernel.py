@@ -194,3 +194,71 @@ def test_zero_row_products_are_empty_not_errors():
     y.sum().backward()
     assert x.grad.shape == (0, 3)
     np.testing.assert_array_equal(w.grad.numpy(), np.zeros((3, 4), np.float32))
+
+
+# --- the BLAS library behind the kernels (tensorgrad/_blas.py) --------------------------------
+@pytest.fixture
+def scipy_blas():
+    """Run a test with the GEMM kernels on scipy's BLAS, then restore the default choice."""
+    from tensorgrad import _blas
+    _blas.select("scipy")
+    try:
+        yield _blas.provider()
+    finally:
+        _blas.select()
+
+
+def test_default_blas_is_reported_in_show_config():
+    import tensorgrad as tg
+    name = tg._blas.provider()
+    assert name.startswith(("numpy's OpenBLAS", "scipy's BLAS"))
+    assert f"gemm       {name}" in tg._runtime.config_text()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_scipy_blas_gives_the_same_products(scipy_blas, dtype):
+    assert scipy_blas.startswith("scipy's BLAS")
+    rng = np.random.default_rng(7)
+    for la in LAYOUTS:
+        for lb in LAYOUTS:
+            a, b = make(rng, 9, 13, dtype, la), make(rng, 13, 6, dtype, lb)
+            out = np.full((9, 6), np.nan, dtype=dtype)
+            np.testing.assert_allclose(blas.gemm(a, b, out), a @ b, **TOL[dtype])
+    a3 = rng.standard_normal((3, 4, 5)).astype(dtype)
+    b3 = rng.standard_normal((1, 5, 2)).astype(dtype)
+    out3 = np.empty((3, 4, 2), dtype)
+    np.testing.assert_allclose(blas.matmul_batched(a3, b3, out3), a3 @ b3, **TOL[dtype])
+
+
+def test_scipy_blas_runs_the_distance_kernels(scipy_blas):
+    import tensorgrad as tg
+    rng = np.random.default_rng(3)
+    x1 = rng.standard_normal((70, 33))
+    x2 = rng.standard_normal((90, 33))
+    want = np.sqrt(((x1[:, None, :] - x2[None, :, :]) ** 2).sum(-1))
+    got = tg.cdist(tg.from_numpy(x1), tg.from_numpy(x2)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_blas_choice_is_validated():
+    from tensorgrad import _blas
+    with pytest.raises(ValueError, match="auto, numpy, scipy"):
+        _blas.select("mkl")
+
+
+@pytest.mark.parametrize("value,expect,warns", [("scipy", "scipy's BLAS", False),
+                                                ("bogus", "", True)])
+def test_blas_environment_variable(value, expect, warns, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import tensorgrad as tg
+    env = dict(os.environ, TENSORGRAD_BLAS=value,
+               PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(tg.__file__))))
+    r = subprocess.run([sys.executable, "-c", "import tensorgrad as tg; "
+                        "print(tg._blas.provider())"],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(expect or ("numpy's OpenBLAS", "scipy's BLAS"))
+    assert ("TENSORGRAD_BLAS='bogus' is not one of auto, numpy, scipy" in r.stderr) == warns

@@ -1,4 +1,4 @@
-"""GEMM kernels: row-major matrix products through scipy's BLAS (sgemm/dgemm).
+"""GEMM kernels: row-major matrix products through BLAS sgemm/dgemm, with transpose flags.
 
 Strategy
 --------
@@ -23,6 +23,13 @@ ignored when classifying.
 by the caller); its row stride is used as ldc. With beta == 0 the old contents of ``out``
 are never read (they may be NaN). ``out`` must not overlap ``a`` or ``b``.
 
+Which BLAS: the library is chosen once, at import, by ``tensorgrad/_blas.py``, and reached
+through two function pointers with the Fortran ``?gemm`` signature: numpy's own OpenBLAS
+when it can be found and verified (the same library and thread pool as ``numpy.matmul``),
+otherwise scipy's, through the capsules of ``scipy.linalg.cython_blas``. Either may use
+64-bit integers (ILP64, as numpy's wheels do); ``sgemm``/``dgemm`` below take ``int`` like
+cython_blas and widen them when needed. Every other kernel module cimports them from here.
+
 Threads: BLAS is called with the GIL released and uses its own thread pool, which the
 Python side sizes with threadpoolctl. These kernels never call BLAS from inside an OpenMP
 parallel region (the two pools would oversubscribe the cores).
@@ -30,11 +37,87 @@ parallel region (the two pools would oversubscribe the cores).
 import numpy as np
 
 cimport numpy as cnp
-from scipy.linalg.cython_blas cimport dgemm, sgemm
+from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
+from libc.stdint cimport int64_t, uintptr_t
 
 cnp.import_array()
 
 cdef Py_ssize_t INT_MAX = 2147483647
+
+
+# --- the BLAS library in use -----------------------------------------------------------------
+ctypedef void (*sgemm32_t)(char*, char*, int*, int*, int*, float*, float*, int*, float*,
+                           int*, float*, float*, int*) noexcept nogil
+ctypedef void (*dgemm32_t)(char*, char*, int*, int*, int*, double*, double*, int*, double*,
+                           int*, double*, double*, int*) noexcept nogil
+ctypedef void (*sgemm64_t)(char*, char*, int64_t*, int64_t*, int64_t*, float*, float*,
+                           int64_t*, float*, int64_t*, float*, float*, int64_t*) noexcept nogil
+ctypedef void (*dgemm64_t)(char*, char*, int64_t*, int64_t*, int64_t*, double*, double*,
+                           int64_t*, double*, int64_t*, double*, double*,
+                           int64_t*) noexcept nogil
+
+cdef void* _sgemm_ptr = NULL
+cdef void* _dgemm_ptr = NULL
+cdef bint _ilp64 = False
+_provider = {"name": None}
+
+
+cdef void sgemm(char* ta, char* tb, int* m, int* n, int* k, float* alpha, float* a, int* lda,
+                float* b, int* ldb, float* beta, float* c, int* ldc) noexcept nogil:
+    """Fortran sgemm of the selected library (``require_blas()`` must have succeeded)."""
+    cdef int64_t m8, n8, k8, lda8, ldb8, ldc8
+    if _ilp64:
+        m8 = m[0]; n8 = n[0]; k8 = k[0]; lda8 = lda[0]; ldb8 = ldb[0]; ldc8 = ldc[0]
+        (<sgemm64_t>_sgemm_ptr)(ta, tb, &m8, &n8, &k8, alpha, a, &lda8, b, &ldb8, beta, c,
+                                &ldc8)
+    else:
+        (<sgemm32_t>_sgemm_ptr)(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+
+cdef void dgemm(char* ta, char* tb, int* m, int* n, int* k, double* alpha, double* a,
+                int* lda, double* b, int* ldb, double* beta, double* c,
+                int* ldc) noexcept nogil:
+    """Fortran dgemm of the selected library (``require_blas()`` must have succeeded)."""
+    cdef int64_t m8, n8, k8, lda8, ldb8, ldc8
+    if _ilp64:
+        m8 = m[0]; n8 = n[0]; k8 = k[0]; lda8 = lda[0]; ldb8 = ldb[0]; ldc8 = ldc[0]
+        (<dgemm64_t>_dgemm_ptr)(ta, tb, &m8, &n8, &k8, alpha, a, &lda8, b, &ldb8, beta, c,
+                                &ldc8)
+    else:
+        (<dgemm32_t>_dgemm_ptr)(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+
+cdef int require_blas() except -1:
+    """Make sure a library is selected (tensorgrad's import normally did it already)."""
+    if _sgemm_ptr == NULL or _dgemm_ptr == NULL:
+        from tensorgrad import _blas
+        _blas.select()
+    return 0
+
+
+def set_gemm(str name, uintptr_t sgemm_address, uintptr_t dgemm_address, bint ilp64):
+    """Call GEMM through these addresses of Fortran-ABI ``sgemm``/``dgemm`` from now on.
+
+    Internal (``tensorgrad/_blas.py`` verifies a library before installing it). ``ilp64``
+    says whether the integer arguments are 64-bit.
+    """
+    global _sgemm_ptr, _dgemm_ptr, _ilp64
+    if sgemm_address == 0 or dgemm_address == 0:
+        raise ValueError("set_gemm: null function address")
+    _sgemm_ptr = <void*>sgemm_address
+    _dgemm_ptr = <void*>dgemm_address
+    _ilp64 = ilp64
+    _provider["name"] = name
+
+
+def capsule_address(object capsule):
+    """The C pointer inside a Cython ``__pyx_capi__`` capsule, as an integer."""
+    return <uintptr_t>PyCapsule_GetPointer(capsule, PyCapsule_GetName(capsule))
+
+
+def gemm_provider():
+    """Name of the BLAS library the GEMM kernels call (None before the first selection)."""
+    return _provider["name"]
 
 
 cdef struct Operand:
@@ -145,6 +228,7 @@ def gemm(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray out not Non
     used in place; other layouts are copied once. With beta == 0 ``out`` is write-only.
     """
     cdef int t = _check_dtypes(a, b, out, "gemm")
+    require_blas()
     if a.ndim != 2 or b.ndim != 2 or out.ndim != 2:
         raise ValueError(f"gemm: expected 2-D arrays, got a {a.ndim}-D, b {b.ndim}-D, "
                          f"out {out.ndim}-D")
@@ -204,6 +288,7 @@ def matmul_batched(cnp.ndarray a3 not None, cnp.ndarray b3 not None,
     inside each call), never an OpenMP region around BLAS.
     """
     cdef int t = _check_dtypes(a3, b3, out3, "matmul_batched")
+    require_blas()
     if a3.ndim != 3 or b3.ndim != 3 or out3.ndim != 3:
         raise ValueError(f"matmul_batched: expected 3-D arrays, got a {a3.ndim}-D, "
                          f"b {b3.ndim}-D, out {out3.ndim}-D")

@@ -6,7 +6,7 @@ Both kernels use ||p - q||² = ||p||² + ||q||² - 2 p·q and work in tiles of `
 rows of the first input by ``tile_cols`` rows of the second:
 
 1. The squared row norms of both inputs are computed once, in double.
-2. Per tile, one single-threaded BLAS GEMM (``scipy.linalg.cython_blas``) gives the p·q
+2. Per tile, one single-threaded BLAS GEMM (``blas.pyx``'s sgemm/dgemm) gives the p·q
    block. ``cdist`` writes it straight into its tile of the caller's ``out`` (leading
    dimension = M), so ``out`` is the only large buffer; ``knn`` writes it into a per-thread
    [tile_rows, tile_cols] workspace that stays in cache.
@@ -45,9 +45,9 @@ from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt
 from libc.stdint cimport int64_t, INT64_MAX
 from libc.string cimport memset
-from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from tensorgrad._kernels._openmp cimport TG_PAR_MIN, omp_get_max_threads
+from tensorgrad._kernels.blas cimport dgemm, require_blas, sgemm
 
 ctypedef fused floating:
     float
@@ -156,6 +156,7 @@ def cdist(const floating[:, ::1] x1, const floating[:, ::1] x2, floating[:, ::1]
     cdef Py_ssize_t n = x1.shape[0], m = x2.shape[0], d = x1.shape[1]
     if n == 0 or m == 0:
         return
+    require_blas()
     cdef double[::1] n1 = np.empty(n, dtype=np.float64)
     cdef double[::1] n2 = np.empty(m, dtype=np.float64)
     cdef double tau = TAU_F32 if floating is float else TAU_F64
@@ -220,6 +221,7 @@ def knn(const floating[:, ::1] xq, const floating[:, ::1] xt, Py_ssize_t k,
     cdef Py_ssize_t n = xq.shape[0], m = xt.shape[0], d = xq.shape[1]
     if n == 0:
         return
+    require_blas()
     dtype = np.float32 if floating is float else np.float64
     cdef int nthreads = omp_get_max_threads()
     cdef Py_ssize_t tr = max(1, min(tile_rows, n)), tc = max(1, min(tile_cols, m))

@@ -1,4 +1,4 @@
-"""Matrix products through BLAS (``_kernels/blas.pyx`` -> scipy's cython_blas s/dgemm).
+"""Matrix products through BLAS (``_kernels/blas.pyx``; ``_blas.py`` picks the library).
 
 For y = x·W with x [N×D], W [D×M]:  dL/dx = dL/dy·Wᵀ and dL/dW = xᵀ·dL/dy. The transposes are
 views (``.mT``) that the GEMM wrapper passes to BLAS as transpose flags, so backward never
