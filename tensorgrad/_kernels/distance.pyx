@@ -5,14 +5,16 @@ Strategy
 Both kernels use ||p - q||² = ||p||² + ||q||² - 2 p·q and work in tiles of ``tile_rows``
 rows of the first input by ``tile_cols`` rows of the second:
 
-1. The squared row norms of both inputs are computed once, in double.
+1. The squared row norms of both inputs are computed once, in double. ``cdist`` computes
+   those of the second input's block inside the task that uses it, just before its GEMM:
+   the block is then read from memory once, and the GEMM finds it in cache.
 2. Per tile, one single-threaded BLAS GEMM (``blas.pyx``'s sgemm/dgemm) gives the p·q
    block. ``cdist`` writes it straight into its tile of the caller's ``out`` (leading
    dimension = M), so ``out`` is the only large buffer; ``knn`` writes it into a per-thread
    [tile_rows, tile_cols] workspace that stays in cache.
 3. An epilogue on the same thread, while the tile is hot, forms d² = n1 + n2 - 2 p·q in
-   double, clamps it at 0, and either takes the square root (``cdist``) or feeds it to a
-   per-row top-k list (``knn``).
+   double, clamps it at 0, and either takes the square root (``cdist``, in loops written
+   to vectorise) or feeds it to a per-row top-k list (``knn``).
 
 Threads: an OpenMP ``prange`` runs over tiles (cdist) or over query tiles (knn; each row's
 top-k list is owned by one task, so no locks). BLAS is called *inside* that parallel loop,
@@ -42,9 +44,9 @@ number of columns, 1 <= k <= M, outputs allocated by the caller.
 import numpy as np
 
 from cython.parallel cimport prange, threadid
-from libc.math cimport sqrt
-from libc.stdint cimport int64_t, INT64_MAX
-from libc.string cimport memset
+from libc.math cimport sqrt, sqrtf
+from libc.stdint cimport int64_t, INT64_MAX, uint64_t
+from libc.string cimport memcpy, memset
 
 from tensorgrad._kernels._openmp cimport TG_PAR_MIN, omp_get_max_threads
 from tensorgrad._kernels.blas cimport dgemm, require_blas, sgemm
@@ -87,33 +89,29 @@ cdef inline double _sum_sq(const floating* p, const floating* q, Py_ssize_t d,
                            bint diff) noexcept nogil:
     """Σ p_i² (diff false) or Σ (p_i - q_i)² (diff true), accumulated in double.
 
-    Four independent partial sums: a single double accumulator is bound by the latency of
-    the add (the compiler may not reassociate it), four keep the FP units busy.
+    Eight independent partial sums in a small array: one accumulator would be bound by the
+    latency of the add (the compiler may not reassociate it), and eight lanes written as a
+    fixed inner loop are what GCC's SLP vectoriser turns into packed double arithmetic.
     """
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, t0, t1, t2, t3
-    cdef Py_ssize_t i = 0
-    while i + 4 <= d:
-        t0 = <double>p[i]
-        t1 = <double>p[i + 1]
-        t2 = <double>p[i + 2]
-        t3 = <double>p[i + 3]
-        if diff:
-            t0 = t0 - <double>q[i]
-            t1 = t1 - <double>q[i + 1]
-            t2 = t2 - <double>q[i + 2]
-            t3 = t3 - <double>q[i + 3]
-        s0 += t0 * t0
-        s1 += t1 * t1
-        s2 += t2 * t2
-        s3 += t3 * t3
-        i += 4
+    cdef double acc[8]
+    cdef double t
+    cdef Py_ssize_t i = 0, j
+    for j in range(8):
+        acc[j] = 0.0
+    while i + 8 <= d:
+        for j in range(8):
+            t = <double>p[i + j]
+            if diff:
+                t = t - <double>q[i + j]
+            acc[j] += t * t
+        i += 8
     while i < d:
-        t0 = <double>p[i]
+        t = <double>p[i]
         if diff:
-            t0 = t0 - <double>q[i]
-        s0 += t0 * t0
+            t = t - <double>q[i]
+        acc[0] += t * t
         i += 1
-    return (s0 + s1) + (s2 + s3)
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
 
 
 cdef inline double _exact_sq(const floating* p, const floating* q, Py_ssize_t d) noexcept nogil:
@@ -129,6 +127,13 @@ cdef inline double _sq_dist(double n1, double n2, double dot, double tau,
     if d2 < tau * s:
         return _exact_sq(p, q, d)
     return d2
+
+
+cdef inline void _row_sqnorms_serial(const floating* x, Py_ssize_t n, Py_ssize_t d,
+                                     double* out) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = _sum_sq(x + i * d, x, d, False)
 
 
 cdef void _row_sqnorms(const floating* x, Py_ssize_t n, Py_ssize_t d,
@@ -147,11 +152,75 @@ def row_sqnorms(const floating[:, ::1] x, double[::1] out):
         _row_sqnorms(&x[0, 0], n, d, &out[0])
 
 
+cdef inline void _cdist_tile(const floating* x1, const floating* x2, floating* out,
+                             const double* n1, const double* n2, double* w, Py_ssize_t m,
+                             Py_ssize_t d, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t j0,
+                             Py_ssize_t j1, double tau, bint squared) noexcept nogil:
+    """One tile: out[i0:i1, j0:j1] = p·q by GEMM, then the epilogue in place.
+
+    The epilogue runs per row in three loops over a double workspace ``w`` (one tile row,
+    in L1), written so that GCC vectorises the two long ones even for baseline SSE2:
+    1. d² from the expansion, and the OR of the bit patterns of d² - tau·(n1 + n2): its
+       sign bit says whether any entry is below the trust threshold (a compare-and-count
+       loop does not vectorise, a bitwise OR does);
+    2. only then (almost never) the exact recomputation of those entries;
+    3. clamp at 0 (NaN stays NaN) and square root, in float for float32 output.
+    """
+    cdef Py_ssize_t i, j, cols = j1 - j0
+    cdef const floating* p
+    cdef floating* row
+    cdef const double* nc = n2 + j0
+    cdef double a, s, d2, r
+    cdef float f
+    cdef uint64_t bits, u
+    _gemm_abt(x1 + i0 * d, x2 + j0 * d, <int>(i1 - i0), <int>cols, <int>d,
+              out + i0 * m + j0, <int>m)
+    for i in range(i0, i1):
+        p = x1 + i * d
+        row = out + i * m + j0
+        a = n1[i]
+        bits = 0
+        for j in range(cols):
+            s = a + nc[j]
+            d2 = s - 2.0 * <double>row[j]
+            r = d2 - tau * s
+            memcpy(&u, &r, 8)
+            w[j] = d2
+            bits = bits | u
+        if bits >> 63:
+            for j in range(cols):
+                if w[j] < tau * (a + nc[j]):
+                    w[j] = _exact_sq(p, x2 + (j0 + j) * d, d)
+        if floating is float:
+            if squared:
+                for j in range(cols):
+                    f = <float>w[j]
+                    row[j] = 0.0 if f < 0.0 else f
+            else:
+                for j in range(cols):
+                    f = <float>w[j]
+                    row[j] = sqrtf(0.0 if f < 0.0 else f)
+        else:
+            if squared:
+                for j in range(cols):
+                    row[j] = 0.0 if w[j] < 0.0 else w[j]
+            else:
+                for j in range(cols):
+                    row[j] = sqrt(0.0 if w[j] < 0.0 else w[j])
+
+
 def cdist(const floating[:, ::1] x1, const floating[:, ::1] x2, floating[:, ::1] out,
           bint squared=False, Py_ssize_t tile_rows=512, Py_ssize_t tile_cols=512):
     """out[i, j] = ||x1[i] - x2[j]||  (or its square), tiled as in the module docstring.
 
     x1 [N, D], x2 [M, D], out [N, M]; call with the BLAS pool limited to one thread.
+    The tiles are at most tile_rows × tile_cols and equal-sized along each axis (5000
+    columns in 512-wide tiles become 10 tiles of 500), so the threads get equal work.
+    When there are at least as many column tiles as threads, a task is one column tile
+    (all its row tiles): it computes the squared norms of its x2 rows just before their
+    GEMM, so that block of x2 is read from memory once and the GEMM finds it in cache.
+    Otherwise a task is one tile and the norms are computed up front. The tile grid, and
+    so the result, does not depend on the thread count.
     """
     cdef Py_ssize_t n = x1.shape[0], m = x2.shape[0], d = x1.shape[1]
     if n == 0 or m == 0:
@@ -160,33 +229,36 @@ def cdist(const floating[:, ::1] x1, const floating[:, ::1] x2, floating[:, ::1]
     cdef double[::1] n1 = np.empty(n, dtype=np.float64)
     cdef double[::1] n2 = np.empty(m, dtype=np.float64)
     cdef double tau = TAU_F32 if floating is float else TAU_F64
-    cdef Py_ssize_t tr = max(1, min(tile_rows, n)), tc = max(1, min(tile_cols, m))
-    cdef Py_ssize_t n_rt = (n + tr - 1) // tr, n_ct = (m + tc - 1) // tc
-    cdef Py_ssize_t ntiles = n_rt * n_ct
-    cdef Py_ssize_t t, i0, i1, j0, j1, i, j
-    cdef const floating* p
-    cdef floating* row
-    cdef double a, d2
+    cdef Py_ssize_t n_rt = (n + max(1, tile_rows) - 1) // max(1, tile_rows)
+    cdef Py_ssize_t n_ct = (m + max(1, tile_cols) - 1) // max(1, tile_cols)
+    cdef Py_ssize_t tr = (n + n_rt - 1) // n_rt, tc = (m + n_ct - 1) // n_ct
+    n_rt = (n + tr - 1) // tr
+    n_ct = (m + tc - 1) // tc
+    cdef bint par = n * m * (d + 1) >= TG_PAR_MIN
+    cdef bint by_column = n_ct >= omp_get_max_threads()
+    cdef Py_ssize_t ntasks = n_ct if by_column else n_rt * n_ct
+    cdef double[:, ::1] work = np.empty((omp_get_max_threads(), tc), dtype=np.float64)
+    cdef double* w
+    cdef Py_ssize_t t, rt, i0, j0, j1
     with nogil:
         _row_sqnorms(&x1[0, 0], n, d, &n1[0])
-        _row_sqnorms(&x2[0, 0], m, d, &n2[0])
-        for t in prange(ntiles, schedule='dynamic',
-                        use_threads_if=ntiles > 1 and n * m * (d + 1) >= TG_PAR_MIN):
-            i0 = (t // n_ct) * tr
-            i1 = min(n, i0 + tr)
-            j0 = (t % n_ct) * tc
-            j1 = min(m, j0 + tc)
-            _gemm_abt(&x1[i0, 0], &x2[j0, 0], <int>(i1 - i0), <int>(j1 - j0), <int>d,
-                      &out[i0, j0], <int>m)
-            for i in range(i0, i1):
-                p = &x1[i, 0]
-                row = &out[i, 0]
-                a = n1[i]
-                for j in range(j0, j1):
-                    d2 = _sq_dist(a, n2[j], row[j], tau, p, &x2[j, 0], d)
-                    if d2 < 0.0:
-                        d2 = 0.0
-                    row[j] = <floating>(d2 if squared else sqrt(d2))
+        if not by_column:
+            _row_sqnorms(&x2[0, 0], m, d, &n2[0])
+        for t in prange(ntasks, schedule='dynamic', use_threads_if=ntasks > 1 and par):
+            w = &work[threadid(), 0]
+            if by_column:
+                j0 = t * tc
+                j1 = min(m, j0 + tc)
+                _row_sqnorms_serial(&x2[j0, 0], j1 - j0, d, &n2[j0])
+                for rt in range(n_rt):
+                    i0 = rt * tr
+                    _cdist_tile(&x1[0, 0], &x2[0, 0], &out[0, 0], &n1[0], &n2[0], w, m, d,
+                                i0, min(n, i0 + tr), j0, j1, tau, squared)
+            else:
+                i0 = (t // n_ct) * tr
+                j0 = (t % n_ct) * tc
+                _cdist_tile(&x1[0, 0], &x2[0, 0], &out[0, 0], &n1[0], &n2[0], w, m, d,
+                            i0, min(n, i0 + tr), j0, min(m, j0 + tc), tau, squared)
 
 
 cdef inline bint _before(double d, int64_t j, double d_ref, int64_t j_ref) noexcept nogil:
