@@ -262,3 +262,35 @@ def test_blas_environment_variable(value, expect, warns, tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(expect or ("numpy's OpenBLAS", "scipy's BLAS"))
     assert ("TENSORGRAD_BLAS='bogus' is not one of auto, numpy, scipy" in r.stderr) == warns
+
+
+def test_idle_openblas_workers_sleep_soon():
+    import os
+
+    import tensorgrad as tg
+    if not tg._blas.provider().startswith("numpy's OpenBLAS"):
+        pytest.skip("numpy's OpenBLAS is not the GEMM library here")
+    if "OPENBLAS_THREAD_TIMEOUT" in os.environ:
+        assert "yours" in tg._blas.idle_policy()
+        return
+    read_timeout = getattr(tg._blas._state["lib"], "openblas_thread_timeout", None)
+    if read_timeout is not None:
+        assert read_timeout() == tg._blas.THREAD_TIMEOUT
+    assert "OPENBLAS_THREAD_TIMEOUT" not in os.environ      # set only for the re-read
+    assert f"2^{tg._blas.THREAD_TIMEOUT} cycles" in tg._runtime.config_text()
+
+
+def test_user_openblas_thread_timeout_is_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import tensorgrad as tg
+    env = dict(os.environ, OPENBLAS_THREAD_TIMEOUT="20",
+               PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(tg.__file__))))
+    r = subprocess.run([sys.executable, "-c", "import tensorgrad as tg; "
+                        "print(tg._blas.idle_policy())"],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.strip()
+    assert out == "None" or out == "2^20 cycles (OPENBLAS_THREAD_TIMEOUT, yours)"
