@@ -254,6 +254,23 @@ def test_backward_kernels_match_numpy(op, shape, dtype):
                                    **TOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(7,), (300, 1100), (3, 4, 5)])
+def test_l2_penalty_gradient_is_exact(shape, dtype):
+    # (w·w).sum()·c: Square's backward sees the expanded gradient of a sum and takes the
+    # one-pass path; scaling by 2 is exact, so the result must equal 2·c·w bit for bit.
+    w0 = np.random.default_rng(1).standard_normal(shape).astype(dtype)
+    w = tg.from_numpy(w0.copy()).requires_grad_()
+    ((w * w).sum() * 0.75).backward()
+    np.testing.assert_array_equal(w.grad.numpy(), (w0 * dtype(1.5)).astype(dtype))
+    # With create_graph the gradient keeps its path through g: d/dw of <grad, v> = 1.5·v.
+    w.grad = None
+    (g,) = tg.grad((w * w).sum() * 0.75, [w], create_graph=True)
+    v = tg.from_numpy(np.ones(shape, dtype))
+    (h,) = tg.grad((g * v).sum(), [w])
+    np.testing.assert_allclose(h.numpy(), np.full(shape, 1.5, dtype))
+
+
 def test_sigmoid_and_exp_extremes():
     x = tg.tensor([-1000.0, -50.0, 0.0, 50.0, 1000.0])
     s = tg.sigmoid(x).numpy()

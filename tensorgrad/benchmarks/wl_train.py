@@ -173,7 +173,7 @@ def _tg_step_replay(d, p):
     graph = tg.Graph(loss_fn())
 
     def run():
-        opt.zero_grad(set_to_none=False)     # keep the gradient buffers for the replay
+        opt.zero_grad()     # None: backward hands its fresh buffers over, no zero-fill + add
         loss = graph.forward()
         graph.backward()
         opt.step()

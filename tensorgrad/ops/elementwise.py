@@ -333,6 +333,11 @@ class Square(Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
+        gd = g._data
+        if not _mode.enabled and gd.shape == x._data.shape and _one_value(gd):
+            # g is the expanded gradient of a sum (an L2 penalty, Σ w²): one pass x·(2g)
+            # instead of two. Not when recording: double backward needs the path through g.
+            return mul(x, 2.0 * float(gd.flat[0]))
         return mul(g, mul(x, 2.0))
 
 
