@@ -55,6 +55,7 @@ def machine_info():
                                for i in threadpool_info() if i.get("user_api") == "blas"})
     except ImportError:
         info["blas"] = []
+    info["gemm"] = tg._blas.provider()
     return info
 
 
@@ -160,7 +161,8 @@ def _machine_lines(info):
              f"available to this process)"),
             f"- OS: {info['os']}; Python {info['python']}",
             f"- tensorgrad {info['tensorgrad']} (OpenMP {omp}); {libs}",
-            f"- BLAS: {', '.join(info['blas']) or 'unknown'}"]
+            f"- BLAS libraries loaded: {', '.join(info['blas']) or 'unknown'}; tensorgrad's "
+            f"GEMMs call {info.get('gemm') or 'unknown'}"]
 
 
 def markdown(rows, info, command, settings):
