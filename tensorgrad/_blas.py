@@ -32,6 +32,7 @@ transpose combination is compared with an exact result; any failure falls back t
 import ctypes
 import glob
 import os
+import threading
 import warnings
 
 import numpy as np
@@ -90,6 +91,10 @@ def _quiet(lib):
     shutdown = getattr(lib, "blas_thread_shutdown_", None)
     if read_env is None or shutdown is None:
         return "OpenBLAS default"
+    if threading.active_count() > 1:
+        # Another thread might be inside a BLAS call: restarting the pool under it is not
+        # safe, so the library keeps its default (import tensorgrad before starting threads).
+        return "OpenBLAS default (other threads were running when tensorgrad was imported)"
     os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(THREAD_TIMEOUT)
     try:
         read_env()          # OpenBLAS re-reads its settings from the environment
