@@ -246,20 +246,29 @@ def test_blas_choice_is_validated():
         _blas.select("mkl")
 
 
-@pytest.mark.parametrize("value,expect,warns", [("scipy", "scipy's BLAS", False),
-                                                ("bogus", "", True)])
-def test_blas_environment_variable(value, expect, warns, tmp_path):
+def _python(code, cwd, **env):
+    """Run ``code`` in a fresh interpreter on this tensorgrad, with extra environment."""
     import os
     import subprocess
     import sys
 
     import tensorgrad as tg
-    env = dict(os.environ, TENSORGRAD_BLAS=value,
-               PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(tg.__file__))))
-    r = subprocess.run([sys.executable, "-c", "import tensorgrad as tg; "
-                        "print(tg._blas.provider())"],
-                       capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    full = dict(os.environ, **env)
+    full["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(tg.__file__)))
+    for key in ("TENSORGRAD_BLAS", "OPENBLAS_THREAD_TIMEOUT"):
+        if key not in env:
+            full.pop(key, None)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120, cwd=cwd, env=full)
     assert r.returncode == 0, r.stderr
+    return r
+
+
+@pytest.mark.parametrize("value,expect,warns", [("scipy", "scipy's BLAS", False),
+                                                ("bogus", "", True)])
+def test_blas_environment_variable(value, expect, warns, tmp_path):
+    r = _python("import tensorgrad as tg; print(tg._blas.provider())", tmp_path,
+                TENSORGRAD_BLAS=value)
     assert r.stdout.startswith(expect or ("numpy's OpenBLAS", "scipy's BLAS"))
     assert ("TENSORGRAD_BLAS='bogus' is not one of auto, numpy, scipy" in r.stderr) == warns
 
@@ -283,36 +292,15 @@ def test_idle_openblas_workers_sleep_soon():
 
 
 def test_user_openblas_thread_timeout_is_kept(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    import tensorgrad as tg
-    env = dict(os.environ, OPENBLAS_THREAD_TIMEOUT="20",
-               PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(tg.__file__))))
-    r = subprocess.run([sys.executable, "-c", "import tensorgrad as tg; "
-                        "print(tg._blas.idle_policy())"],
-                       capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
-    assert r.returncode == 0, r.stderr
-    out = r.stdout.strip()
-    assert out == "None" or out == "2^20 cycles (OPENBLAS_THREAD_TIMEOUT, yours)"
+    r = _python("import tensorgrad as tg; print(tg._blas.idle_policy())", tmp_path,
+                OPENBLAS_THREAD_TIMEOUT="20")
+    assert r.stdout.strip() in ("None", "2^20 cycles (OPENBLAS_THREAD_TIMEOUT, yours)")
 
 
 def test_idle_policy_is_left_alone_when_threads_run_at_import(tmp_path):
     # Another thread could be inside a BLAS call, so the pool must not be restarted.
-    import os
-    import subprocess
-    import sys
-
-    import tensorgrad as tg
-    env = dict(os.environ,
-               PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(tg.__file__))))
-    env.pop("OPENBLAS_THREAD_TIMEOUT", None)
-    code = ("import threading; ev = threading.Event(); "
-            "th = threading.Thread(target=ev.wait); th.start(); "
-            "import tensorgrad as tg; print(tg._blas.idle_policy()); ev.set()")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=120, cwd=tmp_path, env=env)
-    assert r.returncode == 0, r.stderr
+    r = _python("import threading; ev = threading.Event(); "
+                "th = threading.Thread(target=ev.wait); th.start(); "
+                "import tensorgrad as tg; print(tg._blas.idle_policy()); ev.set()", tmp_path)
     out = r.stdout.strip()
     assert out == "None" or "other threads were running" in out
