@@ -24,14 +24,17 @@ That is the same policy as ``OMP_WAIT_POLICY=passive`` for our own threads; a
 ``OPENBLAS_THREAD_TIMEOUT`` you set yourself is left alone. The training step went from
 1.97 to 1.80 ms with it.
 
-A candidate library is only installed after a check: its integer width is read from
-``openblas_get_config()`` (``USE64BITINT`` = ILP64), and a small product with every
-transpose combination is compared with an exact result; any failure falls back to scipy.
+A candidate library is checked as soon as it is installed: its integer width is read from
+``openblas_get_config()`` (``USE64BITINT`` = ILP64) first, then a small product with every
+transpose combination is compared with an exact result; on a mismatch the previous library
+is put back and scipy's is used. ``select`` is not thread-safe (no GEMM may run while it
+switches); tensorgrad calls it once, at import.
 ``tg.show_config()`` prints the choice.
 """
 import ctypes
 import glob
 import os
+import sys
 import threading
 import warnings
 
@@ -83,24 +86,28 @@ def _open_openblas(path):
 
 def _quiet(lib):
     """Make ``lib``'s idle worker threads sleep after 2^THREAD_TIMEOUT cycles instead of
-    2^28 (see the module docstring). Returns the timeout in effect, as text."""
+    2^28 (see the module docstring), or after your ``OPENBLAS_THREAD_TIMEOUT`` when it is
+    set. Returns the timeout in effect, as text."""
     user = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
-    if user is not None:
-        return f"2^{user} cycles (OPENBLAS_THREAD_TIMEOUT, yours)"
     read_env = getattr(lib, "openblas_read_env", None)
     shutdown = getattr(lib, "blas_thread_shutdown_", None)
     if read_env is None or shutdown is None:
-        return "OpenBLAS default"
+        return "OpenBLAS default (this build cannot change it at run time)"
     if threading.active_count() > 1:
         # Another thread might be inside a BLAS call: restarting the pool under it is not
-        # safe, so the library keeps its default (import tensorgrad before starting threads).
-        return "OpenBLAS default (other threads were running when tensorgrad was imported)"
-    os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(THREAD_TIMEOUT)
+        # safe, so the library keeps what it read at load time. (Only Python threads are
+        # seen; import tensorgrad before starting threads that use BLAS.)
+        return "unchanged (other threads were running when tensorgrad was imported)"
+    if user is None:
+        os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(THREAD_TIMEOUT)
     try:
         read_env()          # OpenBLAS re-reads its settings from the environment
     finally:
-        del os.environ["OPENBLAS_THREAD_TIMEOUT"]
+        if user is None:
+            del os.environ["OPENBLAS_THREAD_TIMEOUT"]
     shutdown()              # the pool restarts with the new timeout at the next call
+    if user is not None:
+        return f"2^{user} cycles (OPENBLAS_THREAD_TIMEOUT, yours)"
     return f"2^{THREAD_TIMEOUT} cycles (set by tensorgrad)"
 
 
@@ -140,6 +147,7 @@ def select(choice=None):
             choice = "auto"
     elif choice not in _CHOICES:
         raise ValueError(f"BLAS choice must be one of {', '.join(_CHOICES)}, got {choice!r}")
+    previous = _KB.get_gemm()
     if choice != "scipy":
         files = _numpy_openblas_files()
         found = _open_openblas(files[0]) if len(files) == 1 else None
@@ -150,11 +158,25 @@ def select(choice=None):
                 if _state["lib"] is None:
                     _state["lib"] = lib
                     _state["timeout"] = _quiet(lib)
-                return provider()
+                return _changed(previous)
+            if previous is not None:        # never leave a library that failed installed
+                _KB.set_gemm(*previous)
+            else:
+                _KB.clear_gemm()
         if choice == "numpy":
             warnings.warn("TENSORGRAD_BLAS=numpy: numpy's bundled OpenBLAS was not found or "
                           "failed its check; using scipy's BLAS", RuntimeWarning, stacklevel=2)
     _install_scipy()
+    return _changed(previous)
+
+
+def _changed(previous):
+    """After a (re)selection: the distance kernels must again hold every BLAS pool that
+    may now be called at one thread, so their cached list of pools is dropped."""
+    if previous is not None and previous != _KB.get_gemm():
+        dist = sys.modules.get("tensorgrad.ops.distance")
+        if dist is not None:
+            dist.forget_blas_pools()
     return provider()
 
 
@@ -164,5 +186,7 @@ def provider():
 
 
 def idle_policy():
-    """How long numpy's OpenBLAS workers spin when idle (None when it is not in use)."""
+    """How long numpy's OpenBLAS workers spin when idle (None when the GEMMs do not use it)."""
+    if not (provider() or "").startswith("numpy's OpenBLAS"):
+        return None
     return _state["timeout"]

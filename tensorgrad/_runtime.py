@@ -73,8 +73,7 @@ def config_text():
         f"python     {sys.version.split()[0]} ({platform.platform()})",
         f"numpy      {np.__version__}",
         f"scipy      {scipy.__version__}",
-        f"gemm       {_blas.provider()} (TENSORGRAD_BLAS="
-        f"{os.environ.get('TENSORGRAD_BLAS', 'unset')})",
+        f"gemm       {_blas.provider()}",
         f"blas idle  workers spin {_blas.idle_policy() or 'as their library decides'}, "
         "then sleep",
         f"compiler   {_rt.compiler()}",

@@ -120,6 +120,18 @@ def test_functional_kneighbors_matches_exact():
     np.testing.assert_allclose(dist.numpy(), ref_dist, rtol=1e-10)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kneighbors_distances_are_cdist_values_bit_for_bit(dtype):
+    # Both kernels form d² the same way and round sqrt(d²) once to the dtype, so the k
+    # nearest distances are exactly the k smallest entries of cdist's rows.
+    rng = np.random.default_rng(4)
+    xq = rng.standard_normal((50, 40)).astype(dtype)
+    xt = rng.standard_normal((700, 40)).astype(dtype)
+    dist, _ = kneighbors(xq, xt, 5)
+    full = tg.cdist(tg.from_numpy(xq), tg.from_numpy(xt)).numpy()
+    np.testing.assert_array_equal(dist.numpy(), np.sort(full, axis=1)[:, :5])
+
+
 def test_few_queries_many_train_rows_and_threads():
     """Few query rows: the training rows are split into per-thread segments and merged;
     the result must not depend on the thread count."""

@@ -263,12 +263,30 @@ def test_l2_penalty_gradient_is_exact(shape, dtype):
     w = tg.from_numpy(w0.copy()).requires_grad_()
     ((w * w).sum() * 0.75).backward()
     np.testing.assert_array_equal(w.grad.numpy(), (w0 * dtype(1.5)).astype(dtype))
-    # With create_graph the gradient keeps its path through g: d/dw of <grad, v> = 1.5·v.
-    w.grad = None
-    (g,) = tg.grad((w * w).sum() * 0.75, [w], create_graph=True)
-    v = tg.from_numpy(np.ones(shape, dtype))
-    (h,) = tg.grad((g * v).sum(), [w])
-    np.testing.assert_allclose(h.numpy(), np.full(shape, 1.5, dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_l2_penalty_double_backward_keeps_the_path_through_g(dtype):
+    # L = S², S = Σ w²: dL/dw = 4 S w, and H·v = 4 S v + 8 w (w·v). The second term comes
+    # only through Square's incoming gradient g = 2S, so the one-pass shortcut must not
+    # be taken while recording.
+    rng = np.random.default_rng(2)
+    w0 = rng.standard_normal(6).astype(dtype)
+    v0 = rng.standard_normal(6).astype(dtype)
+    w = tg.from_numpy(w0.copy()).requires_grad_()
+    s = (w * w).sum()
+    (g,) = tg.grad(s * s, [w], create_graph=True)
+    (hv,) = tg.grad((g * tg.from_numpy(v0)).sum(), [w])
+    S = float((w0.astype(np.float64) ** 2).sum())
+    want = 4 * S * v0 + 8 * w0 * float(w0 @ v0)
+    np.testing.assert_allclose(hv.numpy(), want, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_l2_penalty_gradient_does_not_overflow_early():
+    # 2g overflows float32 but g·(2x) does not: the shortcut must not produce inf.
+    w = tg.from_numpy(np.array([1e-10, -2e-10], np.float32)).requires_grad_()
+    ((w * w).sum() * 3e38).backward()
+    np.testing.assert_allclose(w.grad.numpy(), [6e28, -12e28], rtol=1e-6)
 
 
 def test_sigmoid_and_exp_extremes():

@@ -98,8 +98,9 @@ cdef int require_blas() except -1:
 def set_gemm(str name, uintptr_t sgemm_address, uintptr_t dgemm_address, bint ilp64):
     """Call GEMM through these addresses of Fortran-ABI ``sgemm``/``dgemm`` from now on.
 
-    Internal (``tensorgrad/_blas.py`` verifies a library before installing it). ``ilp64``
-    says whether the integer arguments are 64-bit.
+    Internal (``tensorgrad/_blas.py`` checks a library right after installing it and
+    puts the previous one back if the check fails). ``ilp64`` says whether the integer
+    arguments are 64-bit. Not thread-safe: no GEMM may run while the library changes.
     """
     global _sgemm_ptr, _dgemm_ptr, _ilp64
     if sgemm_address == 0 or dgemm_address == 0:
@@ -108,6 +109,22 @@ def set_gemm(str name, uintptr_t sgemm_address, uintptr_t dgemm_address, bint il
     _dgemm_ptr = <void*>dgemm_address
     _ilp64 = ilp64
     _provider["name"] = name
+
+
+def get_gemm():
+    """(name, sgemm address, dgemm address, ilp64) of the installed library, or None."""
+    if _sgemm_ptr == NULL or _dgemm_ptr == NULL:
+        return None
+    return (_provider["name"], <uintptr_t>_sgemm_ptr, <uintptr_t>_dgemm_ptr, bool(_ilp64))
+
+
+def clear_gemm():
+    """Uninstall the library (the next GEMM call selects one again)."""
+    global _sgemm_ptr, _dgemm_ptr, _ilp64
+    _sgemm_ptr = NULL
+    _dgemm_ptr = NULL
+    _ilp64 = False
+    _provider["name"] = None
 
 
 def capsule_address(object capsule):

@@ -44,7 +44,7 @@ number of columns, 1 <= k <= M, outputs allocated by the caller.
 import numpy as np
 
 from cython.parallel cimport prange, threadid
-from libc.math cimport sqrt, sqrtf
+from libc.math cimport sqrt
 from libc.stdint cimport int64_t, INT64_MAX, uint64_t
 from libc.string cimport memcpy, memset
 
@@ -160,18 +160,17 @@ cdef inline void _cdist_tile(const floating* x1, const floating* x2, floating* o
 
     The epilogue runs per row in three loops over a double workspace ``w`` (one tile row,
     in L1), written so that GCC vectorises the two long ones even for baseline SSE2:
-    1. d² from the expansion, and the OR of the bit patterns of d² - tau·(n1 + n2): its
-       sign bit says whether any entry is below the trust threshold (a compare-and-count
-       loop does not vectorise, a bitwise OR does);
+    1. d² from the expansion, clamped at 0 (NaN stays NaN), and the OR of the bit patterns
+       of d² - tau·(n1 + n2): its sign bit says whether any entry is below the trust
+       threshold (a compare-and-count loop does not vectorise, a bitwise OR does);
     2. only then (almost never) the exact recomputation of those entries;
-    3. clamp at 0 (NaN stays NaN) and square root, in float for float32 output.
+    3. the square root in double, rounded once to the output type (as knn does).
     """
     cdef Py_ssize_t i, j, cols = j1 - j0
     cdef const floating* p
     cdef floating* row
     cdef const double* nc = n2 + j0
     cdef double a, s, d2, r
-    cdef float f
     cdef uint64_t bits, u
     _gemm_abt(x1 + i0 * d, x2 + j0 * d, <int>(i1 - i0), <int>cols, <int>d,
               out + i0 * m + j0, <int>m)
@@ -185,28 +184,18 @@ cdef inline void _cdist_tile(const floating* x1, const floating* x2, floating* o
             d2 = s - 2.0 * <double>row[j]
             r = d2 - tau * s
             memcpy(&u, &r, 8)
-            w[j] = d2
+            w[j] = 0.0 if d2 < 0.0 else d2      # clamped (NaN stays NaN); still < tau·s
             bits = bits | u
         if bits >> 63:
             for j in range(cols):
                 if w[j] < tau * (a + nc[j]):
                     w[j] = _exact_sq(p, x2 + (j0 + j) * d, d)
-        if floating is float:
-            if squared:
-                for j in range(cols):
-                    f = <float>w[j]
-                    row[j] = 0.0 if f < 0.0 else f
-            else:
-                for j in range(cols):
-                    f = <float>w[j]
-                    row[j] = sqrtf(0.0 if f < 0.0 else f)
+        if squared:
+            for j in range(cols):
+                row[j] = <floating>w[j]
         else:
-            if squared:
-                for j in range(cols):
-                    row[j] = 0.0 if w[j] < 0.0 else w[j]
-            else:
-                for j in range(cols):
-                    row[j] = sqrt(0.0 if w[j] < 0.0 else w[j])
+            for j in range(cols):
+                row[j] = <floating>sqrt(w[j])
 
 
 def cdist(const floating[:, ::1] x1, const floating[:, ::1] x2, floating[:, ::1] out,
@@ -215,12 +204,12 @@ def cdist(const floating[:, ::1] x1, const floating[:, ::1] x2, floating[:, ::1]
 
     x1 [N, D], x2 [M, D], out [N, M]; call with the BLAS pool limited to one thread.
     The tiles are at most tile_rows × tile_cols and equal-sized along each axis (5000
-    columns in 512-wide tiles become 10 tiles of 500), so the threads get equal work.
-    When there are at least as many column tiles as threads, a task is one column tile
-    (all its row tiles): it computes the squared norms of its x2 rows just before their
-    GEMM, so that block of x2 is read from memory once and the GEMM finds it in cache.
-    Otherwise a task is one tile and the norms are computed up front. The tile grid, and
-    so the result, does not depend on the thread count.
+    columns in 512-wide tiles become 10 tiles of 500). When the column tiles divide evenly
+    among the threads (or are many), a task is one column tile with all its row tiles: it
+    computes the squared norms of its x2 rows just before their GEMM, so that block of x2
+    is read from memory once and the GEMM finds it in cache. Otherwise a task is one tile
+    (more, smaller tasks balance better) and the norms are computed up front. The tile
+    grid, and so the result, does not depend on the thread count.
     """
     cdef Py_ssize_t n = x1.shape[0], m = x2.shape[0], d = x1.shape[1]
     if n == 0 or m == 0:
@@ -235,9 +224,10 @@ def cdist(const floating[:, ::1] x1, const floating[:, ::1] x2, floating[:, ::1]
     n_rt = (n + tr - 1) // tr
     n_ct = (m + tc - 1) // tc
     cdef bint par = n * m * (d + 1) >= TG_PAR_MIN
-    cdef bint by_column = n_ct >= omp_get_max_threads()
+    cdef int nthreads = omp_get_max_threads()
+    cdef bint by_column = n_ct % nthreads == 0 or n_ct >= 4 * nthreads
     cdef Py_ssize_t ntasks = n_ct if by_column else n_rt * n_ct
-    cdef double[:, ::1] work = np.empty((omp_get_max_threads(), tc), dtype=np.float64)
+    cdef double[:, ::1] work = np.empty((nthreads, tc), dtype=np.float64)
     cdef double* w
     cdef Py_ssize_t t, rt, i0, j0, j1
     with nogil:

@@ -37,6 +37,13 @@ _blas_lock = threading.Lock()
 _blas_state = {"depth": 0, "saved": (), "controllers": None}
 
 
+def forget_blas_pools():
+    """Drop the cached list of BLAS pools (``_blas.select`` calls this when the GEMM library
+    changes: the new one may have been loaded since the list was made)."""
+    with _blas_lock:
+        _blas_state["controllers"] = None
+
+
 def _blas_controllers():
     if _blas_state["controllers"] is None:
         try:

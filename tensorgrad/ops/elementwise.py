@@ -336,8 +336,12 @@ class Square(Function):
         gd = g._data
         if not _mode.enabled and gd.shape == x._data.shape and _one_value(gd):
             # g is the expanded gradient of a sum (an L2 penalty, Σ w²): one pass x·(2g)
-            # instead of two. Not when recording: double backward needs the path through g.
-            return mul(x, 2.0 * float(gd.flat[0]))
+            # instead of two, the same values (doubling is exact) unless 2g overflows the
+            # dtype. Not when recording: double backward needs the path through g.
+            g2 = 2.0 * float(gd.flat[0])
+            big = float(np.finfo(gd.dtype).max)
+            if -big <= g2 <= big:           # (not abs(): this module defines its own)
+                return mul(x, g2)
         return mul(g, mul(x, 2.0))
 
 
