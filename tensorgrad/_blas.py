@@ -20,9 +20,9 @@ multiply of 2.4M floats took 800 µs instead of 425, and two threads never beat 
 tensorgrad uses numpy's OpenBLAS it therefore shortens that wait to 2^12 cycles (a few µs)
 through OpenBLAS's own ``OPENBLAS_THREAD_TIMEOUT`` setting, applied at run time with
 ``openblas_read_env()`` and a restart of the (idle) pool, as in this module's ``_quiet``.
-That is the same policy as ``OMP_WAIT_POLICY=passive`` for our own threads; a
-``OPENBLAS_THREAD_TIMEOUT`` you set yourself is left alone. The training step went from
-1.97 to 1.80 ms with it.
+That is the same policy as ``OMP_WAIT_POLICY=passive`` for our own threads; an
+``OPENBLAS_THREAD_TIMEOUT`` you set yourself wins (and is applied the same way, even if you
+set it after numpy was imported). The training step went from 1.97 to 1.80 ms with it.
 
 A candidate library is checked as soon as it is installed: its integer width is read from
 ``openblas_get_config()`` (``USE64BITINT`` = ILP64) first, then a small product with every
