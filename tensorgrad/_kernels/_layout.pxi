@@ -2,7 +2,14 @@
 # cimport each other). Operands are described by a _Layout whose dims are broadcast to
 # `out`, with size-1 dims dropped and contiguous runs merged, so contiguous arrays become
 # one flat loop and row/column broadcasts become unit-stride runs.
-# Needs: cimport numpy as cnp; ctypedef cnp.npy_intp intp; enums MAXD and NOPS.
+# Needs: cimport numpy as cnp. Defines the sizes both modules (and _driver.pxi) use.
+
+ctypedef cnp.npy_intp intp
+
+cdef enum:
+    MAXD = 64       # NPY_MAXDIMS on numpy 2
+    NOPS = 4        # out + up to three inputs
+    BLOCK = 8192    # elements per parallel task
 
 cdef struct _Layout:
     int nd                      # dims after collapsing (>= 1)

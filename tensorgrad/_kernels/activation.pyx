@@ -28,12 +28,7 @@ from tensorgrad._kernels._openmp cimport TG_PAR_MIN
 
 cnp.import_array()
 
-ctypedef cnp.npy_intp intp
-
-cdef enum:
-    MAXD = 64       # NPY_MAXDIMS on numpy 2
-    NOPS = 4        # out + up to three inputs
-    BLOCK = 8192    # elements per parallel task
+include "_layout.pxi"       # intp, MAXD, NOPS, BLOCK and the operand layout
 
 # What a task computes.
 cdef enum:
@@ -50,8 +45,6 @@ cdef enum:
 cdef struct _Args:
     int kind
 
-
-include "_layout.pxi"
 
 
 # ----------------------------------------------------------------------------------------

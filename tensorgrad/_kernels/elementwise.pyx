@@ -38,12 +38,7 @@ from tensorgrad._kernels._openmp cimport TG_PAR_MIN
 
 cnp.import_array()
 
-ctypedef cnp.npy_intp intp
-
-cdef enum:
-    MAXD = 64       # NPY_MAXDIMS on numpy 2
-    NOPS = 4        # out + up to three inputs
-    BLOCK = 8192    # elements per parallel task
+include "_layout.pxi"       # intp, MAXD, NOPS, BLOCK and the operand layout
 
 # Op codes. Binary ops (binary, binary_scalar):
 cdef enum:
@@ -92,8 +87,6 @@ cdef struct _Args:
     double s                    # scalar / alpha / fill value / lo
     double s2                   # hi
 
-
-include "_layout.pxi"
 
 
 # ----------------------------------------------------------------------------------------
