@@ -125,6 +125,18 @@ def need_torch():
     return torch
 
 
+def autograd_engine(name):
+    """The module an autograd workload runs on: ``"tensorgrad"`` or ``"torch"``.
+
+    Where the two APIs agree (from_numpy, requires_grad_, relu, tanh, @, backward, .grad,
+    .detach().numpy(), optim.SGD/Adam), a workload is written once and run on both.
+    """
+    if name == "torch":
+        return need_torch()
+    import tensorgrad
+    return tensorgrad
+
+
 def need_sklearn():
     try:
         import sklearn  # noqa: F401

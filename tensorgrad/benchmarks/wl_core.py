@@ -1,13 +1,14 @@
 """Core-engine workloads (issue 2): elementwise add/mul and ReLU forward+backward, matmul
 forward+backward, and the per-op cost of a chain of tiny ops.
 
-Every implementation produces the same results: the forward output and one gradient buffer
+tensorgrad and PyTorch run the very same workload code (``autograd_engine``); numpy runs
+the hand-written flat version. Every implementation produces the same results: the forward output and one gradient buffer
 per input (``.grad`` never aliases the upstream gradient, so the numpy versions copy where
 the gradient passes through unchanged).
 """
 import numpy as np
 
-from tensorgrad.benchmarks.base import Workload, need_torch
+from tensorgrad.benchmarks.base import Workload, autograd_engine
 
 M = 1024 * 1024
 
@@ -23,28 +24,13 @@ def _vectors(names):
 
 
 # --- elementwise z = x (+|*) y ---------------------------------------------------------------
-def _tg_binary(op):
+def _ag_binary(engine, op):
+    """tensorgrad and torch run the same code (see ``autograd_engine``)."""
     def make(d, p):
-        import tensorgrad as tg
-        x = tg.from_numpy(d["x"]).requires_grad_()
-        y = tg.from_numpy(d["y"]).requires_grad_()
-        g = tg.from_numpy(d["g"])
-
-        def run():
-            x.grad = y.grad = None
-            z = x + y if op == "add" else x * y
-            z.backward(g)
-            return {"z": z.numpy(), "gx": x.grad.numpy(), "gy": y.grad.numpy()}
-        return run
-    return make
-
-
-def _torch_binary(op):
-    def make(d, p):
-        torch = need_torch()
-        x = torch.from_numpy(d["x"]).requires_grad_()
-        y = torch.from_numpy(d["y"]).requires_grad_()
-        g = torch.from_numpy(d["g"])
+        lib = autograd_engine(engine)
+        x = lib.from_numpy(d["x"]).requires_grad_()
+        y = lib.from_numpy(d["y"]).requires_grad_()
+        g = lib.from_numpy(d["g"])
 
         def run():
             x.grad = y.grad = None
@@ -78,17 +64,19 @@ def _np_mul(d, p):
 
 
 # --- ReLU ------------------------------------------------------------------------------------
-def _tg_relu(d, p):
-    import tensorgrad as tg
-    x = tg.from_numpy(d["x"]).requires_grad_()
-    g = tg.from_numpy(d["g"])
+def _ag_relu(engine):
+    def make(d, p):
+        lib = autograd_engine(engine)
+        x = lib.from_numpy(d["x"]).requires_grad_()
+        g = lib.from_numpy(d["g"])
 
-    def run():
-        x.grad = None
-        y = tg.relu(x)
-        y.backward(g)
-        return {"y": y.numpy(), "gx": x.grad.numpy()}
-    return run
+        def run():
+            x.grad = None
+            y = lib.relu(x)
+            y.backward(g)
+            return {"y": y.detach().numpy(), "gx": x.grad.numpy()}
+        return run
+    return make
 
 
 def _np_relu(d, p):
@@ -98,19 +86,6 @@ def _np_relu(d, p):
         y = np.maximum(x, 0)
         dx = g * (y > 0)        # the diagonal Jacobian applied as a mask
         return {"y": y, "gx": dx}
-    return run
-
-
-def _torch_relu(d, p):
-    torch = need_torch()
-    x = torch.from_numpy(d["x"]).requires_grad_()
-    g = torch.from_numpy(d["g"])
-
-    def run():
-        x.grad = None
-        y = torch.relu(x)
-        y.backward(g)
-        return {"y": y.detach().numpy(), "gx": x.grad.numpy()}
     return run
 
 
@@ -126,18 +101,20 @@ def _mm_size(p):
     return f"{p['n']}×{p['k']} · {p['k']}×{p['m']}"
 
 
-def _tg_mm(d, p):
-    import tensorgrad as tg
-    x = tg.from_numpy(d["x"]).requires_grad_()
-    w = tg.from_numpy(d["w"]).requires_grad_()
-    g = tg.from_numpy(d["g"])
+def _ag_mm(engine):
+    def make(d, p):
+        lib = autograd_engine(engine)
+        x = lib.from_numpy(d["x"]).requires_grad_()
+        w = lib.from_numpy(d["w"]).requires_grad_()
+        g = lib.from_numpy(d["g"])
 
-    def run():
-        x.grad = w.grad = None
-        y = x @ w
-        y.backward(g)
-        return {"y": y.numpy(), "gx": x.grad.numpy(), "gw": w.grad.numpy()}
-    return run
+        def run():
+            x.grad = w.grad = None
+            y = x @ w
+            y.backward(g)
+            return {"y": y.detach().numpy(), "gx": x.grad.numpy(), "gw": w.grad.numpy()}
+        return run
+    return make
 
 
 def _np_mm(d, p):
@@ -148,20 +125,6 @@ def _np_mm(d, p):
         dx = g @ w.T            # dL/dx = dL/dy · Wᵀ
         dw = x.T @ g            # dL/dW = xᵀ · dL/dy
         return {"y": y, "gx": dx, "gw": dw}
-    return run
-
-
-def _torch_mm(d, p):
-    torch = need_torch()
-    x = torch.from_numpy(d["x"]).requires_grad_()
-    w = torch.from_numpy(d["w"]).requires_grad_()
-    g = torch.from_numpy(d["g"])
-
-    def run():
-        x.grad = w.grad = None
-        y = x @ w
-        y.backward(g)
-        return {"y": y.detach().numpy(), "gx": x.grad.numpy(), "gw": w.grad.numpy()}
     return run
 
 
@@ -177,36 +140,22 @@ def _chain_data(p, rng):
             "b": (0.1 * rng.standard_normal((s, s))).astype(np.float32)}
 
 
-def _tg_chain(d, p):
-    import tensorgrad as tg
-    x, w, b = (tg.from_numpy(d[k]).requires_grad_() for k in ("x", "w", "b"))
+def _ag_chain(engine):
+    def make(d, p):
+        lib = autograd_engine(engine)
+        x, w, b = (lib.from_numpy(d[k]).requires_grad_() for k in ("x", "w", "b"))
 
-    def run():
-        x.grad = w.grad = b.grad = None
-        h = x
-        for _ in range(CHAIN_STEPS):
-            h = tg.tanh(h * w + b)
-        loss = h.sum()
-        loss.backward()
-        return {"loss": loss.item(), "gx": x.grad.numpy(), "gw": w.grad.numpy(),
-                "gb": b.grad.numpy()}
-    return run
-
-
-def _torch_chain(d, p):
-    torch = need_torch()
-    x, w, b = (torch.from_numpy(d[k]).requires_grad_() for k in ("x", "w", "b"))
-
-    def run():
-        x.grad = w.grad = b.grad = None
-        h = x
-        for _ in range(CHAIN_STEPS):
-            h = torch.tanh(h * w + b)
-        loss = h.sum()
-        loss.backward()
-        return {"loss": loss.item(), "gx": x.grad.numpy(), "gw": w.grad.numpy(),
-                "gb": b.grad.numpy()}
-    return run
+        def run():
+            x.grad = w.grad = b.grad = None
+            h = x
+            for _ in range(CHAIN_STEPS):
+                h = lib.tanh(h * w + b)
+            loss = h.sum()
+            loss.backward()
+            return {"loss": loss.item(), "gx": x.grad.numpy(), "gw": w.grad.numpy(),
+                    "gb": b.grad.numpy()}
+        return run
+    return make
 
 
 def _np_chain(d, p):
@@ -232,27 +181,29 @@ def _np_chain(d, p):
 WORKLOADS = [
     Workload("add", "elementwise", "z = x + y, forward + backward",
              {"n": 16 * M}, {"n": 2 * M}, _vectors("xyg"),
-             {"tensorgrad": _tg_binary("add"), "numpy": _np_add, "torch": _torch_binary("add")},
+             {"tensorgrad": _ag_binary("tensorgrad", "add"), "numpy": _np_add,
+              "torch": _ag_binary("torch", "add")},
              lambda p: _count(p["n"]), rtol=1e-6, atol=0.0),
     Workload("mul", "elementwise", "z = x * y, forward + backward",
              {"n": 16 * M}, {"n": 2 * M}, _vectors("xyg"),
-             {"tensorgrad": _tg_binary("mul"), "numpy": _np_mul, "torch": _torch_binary("mul")},
+             {"tensorgrad": _ag_binary("tensorgrad", "mul"), "numpy": _np_mul,
+              "torch": _ag_binary("torch", "mul")},
              lambda p: _count(p["n"]), rtol=1e-6, atol=0.0),
     Workload("relu", "elementwise", "y = relu(x), forward + backward",
              {"n": 16 * M}, {"n": 2 * M}, _vectors("xg"),
-             {"tensorgrad": _tg_relu, "numpy": _np_relu, "torch": _torch_relu},
+             {"tensorgrad": _ag_relu("tensorgrad"), "numpy": _np_relu, "torch": _ag_relu("torch")},
              lambda p: _count(p["n"]), rtol=0.0, atol=0.0),
     Workload("matmul_64x4096", "matmul", "y = x @ W, forward + backward (3 GEMMs)",
              {"n": 64, "k": 4096, "m": 4096}, {"n": 64, "k": 2048, "m": 2048}, _mm_data,
-             {"tensorgrad": _tg_mm, "numpy": _np_mm, "torch": _torch_mm}, _mm_size,
+             {"tensorgrad": _ag_mm("tensorgrad"), "numpy": _np_mm, "torch": _ag_mm("torch")}, _mm_size,
              memory=True),
     Workload("matmul_1024", "matmul", "y = x @ W, forward + backward (3 GEMMs)",
              {"n": 1024, "k": 1024, "m": 1024}, {"n": 512, "k": 512, "m": 512}, _mm_data,
-             {"tensorgrad": _tg_mm, "numpy": _np_mm, "torch": _torch_mm}, _mm_size),
+             {"tensorgrad": _ag_mm("tensorgrad"), "numpy": _np_mm, "torch": _ag_mm("torch")}, _mm_size),
     Workload("tiny_chain", "overhead", f"{CHAIN_OPS}-op chain (mul, add, tanh) + sum on 4×4, "
              "forward + backward, time per op",
              {"side": 4}, {"side": 4}, _chain_data,
-             {"tensorgrad": _tg_chain, "numpy": _np_chain, "torch": _torch_chain},
+             {"tensorgrad": _ag_chain("tensorgrad"), "numpy": _np_chain, "torch": _ag_chain("torch")},
              lambda p: f"{CHAIN_OPS} ops, {p['side']}×{p['side']}", rtol=1e-4, atol=1e-5,
              per=CHAIN_OPS, per_unit="op"),
 ]

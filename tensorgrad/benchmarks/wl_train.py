@@ -7,7 +7,7 @@ then one line per gradient, in reverse.
 """
 import numpy as np
 
-from tensorgrad.benchmarks.base import Workload, need_torch
+from tensorgrad.benchmarks.base import Workload, autograd_engine, need_torch
 
 LOSS_API = {"softmax": "nn.functional.cross_entropy",
             "svm": "nn.functional.multiclass_hinge_loss"}
@@ -263,34 +263,17 @@ def _opt_size(p):
     return f"{total / 1e6:g}M params in {len(p['shapes'])} tensors"
 
 
-def _tg_opt(kind):
+def _ag_opt(engine, kind):
+    """tensorgrad and torch run the same code (see ``autograd_engine``)."""
     def make(d, p):
-        import tensorgrad as tg
+        lib = autograd_engine(engine)
         params = []
         for w, g in zip(d["p"], d["g"]):
-            t = tg.from_numpy(w.copy()).requires_grad_()
-            t.grad = tg.from_numpy(g)
+            t = lib.from_numpy(w.copy()).requires_grad_()
+            t.grad = lib.from_numpy(g)
             params.append(t)
-        opt = (tg.optim.SGD(params, **SGD_HP) if kind == "sgd"
-               else tg.optim.Adam(params, **ADAM_HP))
-
-        def run():
-            opt.step()
-            return {f"p{i}": t.detach().numpy() for i, t in enumerate(params)}
-        return run
-    return make
-
-
-def _torch_opt(kind):
-    def make(d, p):
-        torch = need_torch()
-        params = []
-        for w, g in zip(d["p"], d["g"]):
-            t = torch.from_numpy(w.copy()).requires_grad_()
-            t.grad = torch.from_numpy(g)
-            params.append(t)
-        opt = (torch.optim.SGD(params, **SGD_HP) if kind == "sgd"
-               else torch.optim.Adam(params, **ADAM_HP))
+        opt = (lib.optim.SGD(params, **SGD_HP) if kind == "sgd"
+               else lib.optim.Adam(params, **ADAM_HP))
 
         def run():
             opt.step()
@@ -351,9 +334,11 @@ WORKLOADS = [
              _net_size, requires=NET_API + ("Graph",), **NET_TOL),
     Workload("sgd_momentum", "optim", "SGD with momentum 0.9, one update",
              OPT_FULL, OPT_QUICK, _opt_data,
-             {"tensorgrad": _tg_opt("sgd"), "numpy": _np_sgd, "torch": _torch_opt("sgd")},
+             {"tensorgrad": _ag_opt("tensorgrad", "sgd"), "numpy": _np_sgd,
+              "torch": _ag_opt("torch", "sgd")},
              _opt_size, rtol=1e-4, atol=1e-5, check_calls=2, requires=("optim.SGD",)),
     Workload("adam", "optim", "Adam, one update", OPT_FULL, OPT_QUICK, _opt_data,
-             {"tensorgrad": _tg_opt("adam"), "numpy": _np_adam, "torch": _torch_opt("adam")},
+             {"tensorgrad": _ag_opt("tensorgrad", "adam"), "numpy": _np_adam,
+              "torch": _ag_opt("torch", "adam")},
              _opt_size, rtol=1e-3, atol=1e-4, check_calls=2, requires=("optim.Adam",)),
 ]
