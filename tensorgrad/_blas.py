@@ -42,7 +42,7 @@ import numpy as np
 
 from tensorgrad._kernels import blas as _KB
 
-__all__ = ["select", "provider", "idle_policy"]
+__all__ = ["idle_policy", "provider", "select"]
 
 _CHOICES = ("auto", "numpy", "scipy")
 THREAD_TIMEOUT = 12      # log2 of the cycles an idle OpenBLAS worker spins before sleeping

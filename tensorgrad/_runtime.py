@@ -74,8 +74,8 @@ def config_text():
         f"numpy      {np.__version__}",
         f"scipy      {scipy.__version__}",
         f"gemm       {_blas.provider()}",
-        f"blas idle  workers spin {_blas.idle_policy() or 'as their library decides'}, "
-        "then sleep",
+        (f"blas idle  workers spin {_blas.idle_policy() or 'as their library decides'}, "
+         "then sleep"),
         f"compiler   {_rt.compiler()}",
         f"openmp     {'on' if _rt.openmp_enabled() else 'OFF (kernels are single-threaded)'}",
         f"threads    {get_num_threads()} (cores available: {_default_threads()}, "

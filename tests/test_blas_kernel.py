@@ -259,7 +259,7 @@ def _python(code, cwd, **env):
         if key not in env:
             full.pop(key, None)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=120, cwd=cwd, env=full)
+                       timeout=120, cwd=cwd, env=full, check=False)
     assert r.returncode == 0, r.stderr
     return r
 

@@ -161,8 +161,8 @@ def _machine_lines(info):
              f"available to this process)"),
             f"- OS: {info['os']}; Python {info['python']}",
             f"- tensorgrad {info['tensorgrad']} (OpenMP {omp}); {libs}",
-            f"- BLAS libraries loaded: {', '.join(info['blas']) or 'unknown'}; tensorgrad's "
-            f"GEMMs call {info.get('gemm') or 'unknown'}"]
+            (f"- BLAS libraries loaded: {', '.join(info['blas']) or 'unknown'}; tensorgrad's "
+             f"GEMMs call {info.get('gemm') or 'unknown'}")]
 
 
 def markdown(rows, info, command, settings):
