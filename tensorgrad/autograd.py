@@ -52,6 +52,13 @@ def _check_like(vs, xs, what):
         raise ValueError(f"{what}: got {len(vs)} vectors for {len(xs)} inputs")
 
 
+def _or_zeros(grads, like):
+    """``grads`` with each None (an input the output does not depend on) replaced by zeros
+    shaped like the matching tensor of ``like``."""
+    return tuple(g if g is not None else _wrap(np.zeros_like(t._data))
+                 for g, t in zip(grads, like))
+
+
 def vjp(func, inputs, v=None):
     """(func(inputs), vᵀ·J)."""
     xs, single = _tuple(inputs, "vjp")
@@ -59,7 +66,7 @@ def vjp(func, inputs, v=None):
     with enable_grad():
         out = func(*xs)
     gs = grad(out, xs, grad_outputs=v, allow_unused=True)
-    gs = tuple(g if g is not None else _wrap(np.zeros_like(x._data)) for g, x in zip(gs, xs))
+    gs = _or_zeros(gs, xs)
     return out.detach(), (gs[0] if single else gs)
 
 
@@ -81,10 +88,10 @@ def hvp(func, inputs, v):
             term = (g * vv).sum()
             dot = term if dot is None else dot + term
     if dot is None or not dot.requires_grad:
-        hv = tuple(_wrap(np.zeros_like(x._data)) for x in xs)
+        hv = _or_zeros((None,) * len(xs), xs)
     else:
         hv = grad(dot, xs, allow_unused=True)
-        hv = tuple(h if h is not None else _wrap(np.zeros_like(x._data)) for h, x in zip(hv, xs))
+        hv = _or_zeros(hv, xs)
     return out.detach(), (hv[0] if single else hv)
 
 
@@ -104,10 +111,10 @@ def jvp(func, inputs, v):
         gs = grad(outs, xs, grad_outputs=us, create_graph=True, allow_unused=True)
         pairs = [(g, vv) for g, vv in zip(gs, vs) if g is not None and g.requires_grad]
         if not pairs:
-            jv = tuple(_wrap(np.zeros_like(o._data)) for o in outs)
+            jv = _or_zeros((None,) * len(outs), outs)
         else:
             jv = grad([g for g, _ in pairs], us, grad_outputs=[vv for _, vv in pairs],
                       allow_unused=True)
-            jv = tuple(j if j is not None else _wrap(np.zeros_like(o._data)) for j, o in zip(jv, outs))
+            jv = _or_zeros(jv, outs)
     outs = tuple(o.detach() for o in outs)
     return (outs[0] if out_single else outs), (jv[0] if out_single else jv)
