@@ -34,7 +34,6 @@ switches); tensorgrad calls it once, at import.
 import ctypes
 import glob
 import os
-import sys
 import threading
 import warnings
 
@@ -158,7 +157,7 @@ def select(choice=None):
                 if _state["lib"] is None:
                     _state["lib"] = lib
                     _state["timeout"] = _quiet(lib)
-                return _changed(previous)
+                return provider()
             if previous is not None:        # never leave a library that failed installed
                 _KB.set_gemm(*previous)
             else:
@@ -167,16 +166,6 @@ def select(choice=None):
             warnings.warn("TENSORGRAD_BLAS=numpy: numpy's bundled OpenBLAS was not found or "
                           "failed its check; using scipy's BLAS", RuntimeWarning, stacklevel=2)
     _install_scipy()
-    return _changed(previous)
-
-
-def _changed(previous):
-    """After a (re)selection: the distance kernels must again hold every BLAS pool that
-    may now be called at one thread, so their cached list of pools is dropped."""
-    if previous is not None and previous != _KB.get_gemm():
-        dist = sys.modules.get("tensorgrad.ops.distance")
-        if dist is not None:
-            dist.forget_blas_pools()
     return provider()
 
 

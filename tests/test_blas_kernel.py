@@ -240,6 +240,29 @@ def test_scipy_blas_runs_the_distance_kernels(scipy_blas):
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
+def test_distance_kernels_hold_the_selected_blas_pool():
+    # cdist calls BLAS inside its OpenMP loop, so the pool of the library in use must be
+    # among those it holds at one thread, even when that library was selected (and loaded)
+    # after the list was first made.
+    import os
+
+    from threadpoolctl import threadpool_info
+
+    from tensorgrad import _blas
+    from tensorgrad.ops import distance
+    distance._blas_controllers()                # the list as it is before the switch
+    _blas.select("scipy")
+    try:
+        scipy_libs = {i["filepath"] for i in threadpool_info() if i.get("user_api") == "blas"
+                      and "scipy" in os.path.basename(os.path.dirname(i["filepath"]))}
+        if not scipy_libs:
+            pytest.skip("scipy's BLAS is not a separate, recognisable library here")
+        held = {c.filepath for c in distance._blas_controllers()}
+        assert scipy_libs <= held
+    finally:
+        _blas.select()
+
+
 def test_blas_choice_is_validated():
     from tensorgrad import _blas
     with pytest.raises(ValueError, match="auto, numpy, scipy"):

@@ -17,6 +17,7 @@ from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
+from tensorgrad._kernels import blas as KB
 from tensorgrad._kernels import distance as DK
 from tensorgrad._kernels import runtime as _rt
 from tensorgrad.function import Function
@@ -34,24 +35,21 @@ __all__ = ["cdist"]
 CDIST_TILE = (512, 1280)
 
 _blas_lock = threading.Lock()
-_blas_state = {"depth": 0, "saved": (), "controllers": None}
-
-
-def forget_blas_pools():
-    """Drop the cached list of BLAS pools (``_blas.select`` calls this when the GEMM library
-    changes: the new one may have been loaded since the list was made)."""
-    with _blas_lock:
-        _blas_state["controllers"] = None
+_blas_state = {"depth": 0, "saved": (), "controllers": None, "gemm": None}
 
 
 def _blas_controllers():
-    if _blas_state["controllers"] is None:
+    """threadpoolctl's controllers of every loaded BLAS pool, listed once per GEMM library:
+    ``_blas.select`` can switch it to one loaded after the list was made."""
+    gemm = KB.gemm_provider()
+    if _blas_state["controllers"] is None or _blas_state["gemm"] != gemm:
         try:
             from threadpoolctl import ThreadpoolController
             ctl = ThreadpoolController().select(user_api="blas")
             _blas_state["controllers"] = list(ctl.lib_controllers)
         except (ImportError, OSError):   # no threadpoolctl: nothing we can limit
             _blas_state["controllers"] = []
+        _blas_state["gemm"] = gemm
     return _blas_state["controllers"]
 
 
