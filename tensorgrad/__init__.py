@@ -20,13 +20,52 @@ import os as _os
 # from 3 ms to 18 ms). Must be set before the OpenMP runtime loads; a user's value wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
-from tensorgrad import _blas, autograd, random, testing
+
+def _check_built():
+    """Fail with one clear message when imported from a source tree whose kernels are unbuilt.
+
+    ``python -m ...`` and ``python -c`` put the current directory first on ``sys.path``, so
+    from the root of a clone they find this source tree rather than the installed package.
+    """
+    import importlib.machinery
+    import pathlib
+
+    kernels = pathlib.Path(__file__).parent / "_kernels"
+    suffixes = importlib.machinery.EXTENSION_SUFFIXES
+    if any((kernels / ("runtime" + s)).exists() for s in suffixes):
+        return
+    raise ImportError(
+        f"tensorgrad is being imported from its source tree ({pathlib.Path(__file__).parent}), "
+        "whose compiled kernels are not built. To use an installed tensorgrad, run Python "
+        "from outside the source tree (or use the `tensorgrad` command); to work on the "
+        "source, build it in place with: pip install -e .")
+
+
+_check_built()
+del _check_built
+
+from tensorgrad import _blas, autograd, data, neighbors, nn, optim, random, testing
 from tensorgrad._runtime import (
     _init_threads,
     get_num_threads,
     memory_allocated,
     set_num_threads,
     show_config,
+)
+from tensorgrad._tensor import (
+    Tensor,
+    bool_,
+    float32,
+    float64,
+    from_dlpack,
+    from_numpy,
+    int8,
+    int16,
+    int32,
+    int64,
+    is_tensor,
+    tensor,
+    uint8,
 )
 from tensorgrad.factory import (
     arange,
@@ -56,54 +95,19 @@ from tensorgrad.function import (
 from tensorgrad.graph import Graph, grad
 from tensorgrad.ops import *
 from tensorgrad.ops import __all__ as _ops_all
+from tensorgrad.ops.distance import cdist
 from tensorgrad.random import manual_seed
-from tensorgrad.tensor import (
-    Tensor,
-    bool_,
-    float16,
-    float32,
-    float64,
-    from_numpy,
-    int8,
-    int16,
-    int32,
-    int64,
-    is_tensor,
-    tensor,
-    uint8,
-)
+from tensorgrad.serialization import load, save
 
 _init_threads()
 # The GEMM library (numpy's OpenBLAS, else scipy's; $TENSORGRAD_BLAS overrides): _blas.py.
 _blas.select()
 
-
-def _optional(modname, names):
-    """Import subpackages that may not exist yet in a partial build without failing."""
-    import importlib
-    try:
-        mod = importlib.import_module(modname)
-    except ImportError as e:
-        if e.name != modname:
-            raise
-        return None
-    g = globals()
-    for n in names:
-        g[n] = getattr(mod, n)
-    return mod
-
-
-_optional("tensorgrad.ops.distance", ["cdist"])
-_optional("tensorgrad.serialization", ["save", "load"])
-nn = _optional("tensorgrad.nn", [])
-optim = _optional("tensorgrad.optim", [])
-data = _optional("tensorgrad.data", [])
-neighbors = _optional("tensorgrad.neighbors", [])
-
-__all__ = ["Tensor", "tensor", "from_numpy", "Function", "Context", "Graph", "grad",
-           "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "manual_seed",
+__all__ = ["Tensor", "tensor", "from_numpy", "from_dlpack", "Function", "Context", "Graph",
+           "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "manual_seed",
            "set_num_threads", "get_num_threads", "show_config", "memory_allocated",
            "zeros", "ones", "full", "empty", "eye", "arange", "linspace", "randn", "rand",
            "randint", "zeros_like", "ones_like", "full_like", "empty_like", "randn_like",
-           "float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
-           "bool_", "is_tensor", "autograd", "testing", "random"] + list(_ops_all)
+           "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
+           "bool_", "is_tensor", "autograd", "testing", "random", "cdist", "save", "load",
+           "nn", "optim", "data", "neighbors"] + list(_ops_all)
