@@ -20,6 +20,9 @@ multiply of 2.4M floats took 800 µs instead of 425, and two threads never beat 
 tensorgrad uses numpy's OpenBLAS it therefore shortens that wait to 2^12 cycles (a few µs)
 through OpenBLAS's own ``OPENBLAS_THREAD_TIMEOUT`` setting, applied at run time with
 ``openblas_read_env()`` and a restart of the (idle) pool, as in this module's ``_quiet``.
+OpenBLAS 0.3.34 (numpy 2.5's wheels) no longer exports those two functions; they are still in
+the library's symbol table, where ``_local_functions`` finds them (Linux, ELF). Where they
+cannot be found the workers keep OpenBLAS's default, and ``tg.show_config()`` says so.
 That is the same policy as ``OMP_WAIT_POLICY=passive`` for our own threads; an
 ``OPENBLAS_THREAD_TIMEOUT`` you set yourself wins (and is applied the same way, even if you
 set it after numpy was imported). The training step went from 1.97 to 1.80 ms with it.
@@ -33,7 +36,9 @@ switches); tensorgrad calls it once, at import.
 """
 import ctypes
 import glob
+import mmap
 import os
+import struct
 import threading
 import warnings
 
@@ -59,7 +64,8 @@ def _numpy_openblas_files():
 
 
 def _open_openblas(path):
-    """(label, sgemm address, dgemm address, ilp64) for an OpenBLAS file, or None."""
+    """(library, its pool controls or None, (label, sgemm address, dgemm address, ilp64))
+    for an OpenBLAS file, or None."""
     try:
         lib = ctypes.CDLL(path)
     except OSError:
@@ -78,20 +84,70 @@ def _open_openblas(path):
         version = words[1] if len(words) > 1 else "?"
         label = (f"numpy's OpenBLAS {version} ({'ILP64' if ilp64 else 'LP64'}, "
                  f"{os.path.basename(path)})")
-        return (lib, (label, ctypes.cast(s, ctypes.c_void_p).value,
-                      ctypes.cast(d, ctypes.c_void_p).value, ilp64))
+        return (lib, _openblas_pool_controls(lib, path, prefix, suffix),
+                (label, ctypes.cast(s, ctypes.c_void_p).value,
+                 ctypes.cast(d, ctypes.c_void_p).value, ilp64))
     return None
 
 
-def _quiet(lib):
+def _local_functions(path, lib, names, anchor):
+    """Addresses of functions that ``lib`` (loaded from ``path``) does not export, read from
+    its ELF symbol table: {name: address} for the names found, {} if there is none.
+
+    The load offset is taken from ``anchor``, a symbol the library does export.
+    """
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            if m[:4] != b"\x7fELF" or m[4] != 2 or m[5] != 1:     # 64-bit little-endian only
+                return {}
+            shoff, = struct.unpack_from("<Q", m, 0x28)
+            shentsize, shnum = struct.unpack_from("<HH", m, 0x3A)
+            sections = [struct.unpack_from("<IIQQQQIIQQ", m, shoff + i * shentsize)
+                        for i in range(shnum)]
+            wanted = {n.encode() for n in names} | {anchor.encode()}
+            values = {}
+            for _, sh_type, _, _, off, size, link, _, _, entsize in sections:
+                if sh_type != 2 or not entsize:                     # SHT_SYMTAB
+                    continue
+                stroff = sections[link][4]
+                for pos in range(off, off + size, entsize):
+                    st_name, st_info = struct.unpack_from("<IB", m, pos)
+                    if st_info & 0xF != 2:                          # STT_FUNC
+                        continue
+                    end = m.find(b"\0", stroff + st_name)
+                    name = m[stroff + st_name:end]
+                    if name in wanted:
+                        values[name.decode()] = struct.unpack_from("<Q", m, pos + 8)[0]
+    except (OSError, ValueError, struct.error, IndexError):
+        return {}
+    if anchor not in values:
+        return {}
+    base = ctypes.cast(getattr(lib, anchor), ctypes.c_void_p).value - values[anchor]
+    return {n: base + values[n] for n in names if n in values}
+
+
+def _openblas_pool_controls(lib, path, prefix, suffix):
+    """(read_env, shutdown) C functions of an OpenBLAS, or None where it has neither."""
+    read_env = getattr(lib, "openblas_read_env", None)
+    shutdown = getattr(lib, "blas_thread_shutdown_", None)
+    if read_env is not None and shutdown is not None:
+        return read_env, shutdown
+    found = _local_functions(path, lib, ("openblas_read_env", "blas_thread_shutdown_"),
+                             anchor=f"{prefix}sgemm_{suffix}")
+    if len(found) != 2:
+        return None
+    proto = ctypes.CFUNCTYPE(None)
+    return proto(found["openblas_read_env"]), proto(found["blas_thread_shutdown_"])
+
+
+def _quiet(controls):
     """Make ``lib``'s idle worker threads sleep after 2^THREAD_TIMEOUT cycles instead of
     2^28 (see the module docstring), or after your ``OPENBLAS_THREAD_TIMEOUT`` when it is
     set. Returns the timeout in effect, as text."""
     user = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
-    read_env = getattr(lib, "openblas_read_env", None)
-    shutdown = getattr(lib, "blas_thread_shutdown_", None)
-    if read_env is None or shutdown is None:
+    if controls is None:
         return "OpenBLAS default (this build cannot change it at run time)"
+    read_env, shutdown = controls
     if threading.active_count() > 1:
         # Another thread might be inside a BLAS call: restarting the pool under it is not
         # safe, so the library keeps what it read at load time. (Only Python threads are
@@ -151,12 +207,12 @@ def select(choice=None):
         files = _numpy_openblas_files()
         found = _open_openblas(files[0]) if len(files) == 1 else None
         if found is not None:
-            lib, gemm = found
+            lib, controls, gemm = found
             _KB.set_gemm(*gemm)
             if _works():
                 if _state["lib"] is None:
                     _state["lib"] = lib
-                    _state["timeout"] = _quiet(lib)
+                    _state["timeout"] = _quiet(controls)
                 return provider()
             if previous is not None:        # never leave a library that failed installed
                 _KB.set_gemm(*previous)

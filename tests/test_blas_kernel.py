@@ -4,6 +4,7 @@ Layouts covered: C-contiguous, transposed views (F-like, flag 'T'), column slice
 stride > ncols), layouts that must be copied (strided both ways, negative strides), length-1
 axes with arbitrary strides, broadcast batches, both dtypes, alpha/beta, K = 0.
 """
+import os
 import tracemalloc
 
 import numpy as np
@@ -312,6 +313,35 @@ def test_idle_openblas_workers_sleep_soon():
         assert read_timeout() == tg._blas.THREAD_TIMEOUT
     assert "OPENBLAS_THREAD_TIMEOUT" not in os.environ      # set only for the re-read
     assert f"2^{tg._blas.THREAD_TIMEOUT} cycles" in tg._runtime.config_text()
+
+
+def test_idle_openblas_workers_use_no_cpu_after_a_gemm(tmp_path):
+    # What the policy is for: right after a multi-threaded GEMM, OpenBLAS's workers would
+    # otherwise spin for ~0.1 s (about 0.1 s of CPU time per worker while we sleep).
+    # Contention can only lower the CPU time measured here, never raise it.
+    code = """
+import resource, time
+import numpy as np
+import tensorgrad as tg
+if not (tg._blas.idle_policy() or "").startswith("2^12"):
+    print("skip", tg._blas.idle_policy()); raise SystemExit
+tg.set_num_threads(2)
+a = np.ones((1500, 1500), np.float32)
+spent = []
+for _ in range(3):
+    a @ a
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    time.sleep(0.1)
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    spent.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
+print(min(spent))
+"""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs 2 cores")
+    out = _python(code, tmp_path).stdout.split()
+    if out[0] == "skip":
+        pytest.skip(f"the idle policy is not in effect here: {' '.join(out[1:])}")
+    assert float(out[0]) < 0.02
 
 
 def test_user_openblas_thread_timeout_is_kept(tmp_path):
