@@ -6,9 +6,9 @@ the vjp of g with v gives J·v.
 """
 import numpy as np
 
+from tensorgrad._tensor import Tensor, _wrap
 from tensorgrad.function import Function, enable_grad, no_grad, set_grad_enabled
 from tensorgrad.graph import backward, grad
-from tensorgrad.tensor import Tensor, _wrap
 
 __all__ = [
     "Function",

@@ -14,7 +14,7 @@ from weakref import ref as _weakref
 
 import numpy as np
 
-from tensorgrad.tensor import Tensor, _wrap
+from tensorgrad._tensor import Tensor, _wrap
 
 __all__ = [
     "Context",
@@ -148,6 +148,7 @@ class Context:
 
     @property
     def name(self):
+        """The name of the Function class this node belongs to (e.g. ``"Mul"``)."""
         return self.fn.__name__
 
     def save_for_backward(self, *tensors):
@@ -160,6 +161,8 @@ class Context:
 
     @property
     def saved_tensors(self):
+        """The tensors given to save_for_backward, as a tuple; raises if the graph was freed
+        or one of them was modified in place since."""
         saved = self._saved
         if self._released:
             raise RuntimeError(_RELEASED_MSG.format(op=self.fn.__name__))
@@ -261,14 +264,19 @@ class Function:
 
     @staticmethod
     def forward(ctx, *args):
+        """Compute the output(s) from the inputs (grad mode is off here); override it."""
         raise NotImplementedError("Function subclasses must implement forward(ctx, ...)")
 
     @staticmethod
     def backward(ctx, *grad_outputs):
+        """Return one gradient (or None) per forward argument, given the gradients of the
+        outputs: the vector-Jacobian product; override it."""
         raise NotImplementedError("Function subclasses must implement backward(ctx, ...)")
 
     @classmethod
     def apply(cls, *args):
+        """Run ``forward`` and, when grad mode is on and an input requires grad, record the
+        node so that backward reaches the inputs."""
         ctx = _new_context(Context)
         ctx.fn = cls
         ctx._saved = None

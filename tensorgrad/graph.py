@@ -18,8 +18,8 @@ import numpy as np
 from tensorgrad import function as _fn
 from tensorgrad._kernels.elementwise import accumulate as _ek_accumulate
 from tensorgrad._kernels.elementwise import copy as _ek_copy
+from tensorgrad._tensor import Tensor, _wrap
 from tensorgrad.function import _finish_saved
-from tensorgrad.tensor import Tensor, _wrap
 
 __all__ = ["Graph", "backward", "grad"]
 

@@ -8,9 +8,9 @@ the same check to the backward pass itself (create_graph=True).
 """
 import numpy as np
 
+from tensorgrad._tensor import Tensor, _wrap
 from tensorgrad.function import enable_grad, no_grad
 from tensorgrad.graph import grad
-from tensorgrad.tensor import Tensor, _wrap
 
 __all__ = ["GradcheckError", "assert_close", "gradcheck", "gradgradcheck"]
 

@@ -504,6 +504,31 @@ def test_matmul_matches_numpy(sa, sb, dtype):
                                    **tol)
 
 
+@pytest.mark.parametrize("da,db", [(np.int64, np.int64), (np.int32, np.int32),
+                                   (np.int32, np.int64), (np.uint8, np.int16),
+                                   (np.bool_, np.int32)])
+@pytest.mark.parametrize("sa,sb", [((3, 4), (4, 5)), ((4,), (4,)), ((2, 3, 4), (4,)),
+                                   ((1, 3, 4), (6, 4, 2))])
+def test_integer_matmul_is_exact_and_stays_integer(sa, sb, da, db):
+    rng = np.random.default_rng(3)
+    a = rng.integers(-3, 4, sa).astype(da)
+    b = rng.integers(0, 9, sb).astype(db)
+    res = tg.from_numpy(a) @ tg.from_numpy(b)
+    expected = np.matmul(a, b)
+    assert res.dtype == expected.dtype.type and res.shape == expected.shape
+    np.testing.assert_array_equal(res.numpy(), expected)
+    assert not res.requires_grad
+    big = tg.full((2, 2), 2**40) @ tg.full((2, 2), 3)     # exact beyond float precision
+    assert big.tolist() == [[6 * 2**40] * 2] * 2 and big.dtype == tg.int64
+
+
+def test_integer_matmul_errors_name_op_and_shapes():
+    ints = tg.ones(2, 2, 3, dtype=tg.int64)
+    _raises(ValueError, lambda: ints @ tg.ones(2, 3, dtype=tg.int64), "matmul:", "inner")
+    _raises(ValueError, lambda: ints @ tg.ones(3, 3, 2, dtype=tg.int64), "matmul:",
+            "(2, 2, 3)", "(3, 3, 2)")
+
+
 # ----------------------------------------------------------------------------------------------
 # shape ops: values
 # ----------------------------------------------------------------------------------------------
@@ -543,8 +568,9 @@ def test_indexing_values():
 def test_float32_with_float64_gives_float64():
     a = tg.ones(2, 3)
     b = tg.ones(3, dtype=tg.float64)
-    for r in (a + b, b - a, a * b, b / a, tg.maximum(a, b), a ** b, a @ tg.ones(3, 2, dtype=tg.float64),
-              tg.where(a > 0, a, b), tg.cat([tg.cast(a, tg.float64), b.expand(2, 3)])):
+    for r in (a + b, b - a, a * b, b / a, tg.maximum(a, b), a ** b,
+              a @ tg.ones(3, 2, dtype=tg.float64), tg.where(a > 0, a, b),
+              tg.cat([tg.cast(a, tg.float64), b.expand(2, 3)])):
         assert r.dtype == tg.float64
 
 
@@ -688,6 +714,33 @@ def test_view_raises_on_noncontiguous_and_reshape_copies_only_then():
     np.testing.assert_array_equal(copied.numpy(), base.T.reshape(12))
     assert not np.shares_memory(a[:, :2].reshape(6).numpy(), base)
     np.testing.assert_array_equal(a[:, :2].reshape(6).numpy(), base[:, :2].reshape(6))
+
+
+class _NoShapeSetting(np.ndarray):
+    """An ndarray that fails on ``arr.shape = ...`` (deprecated in numpy 2.5)."""
+
+    @property
+    def shape(self):
+        return np.ndarray.shape.__get__(self)
+
+    @shape.setter
+    def shape(self, value):
+        raise AssertionError(f"tensorgrad set .shape = {value} on an ndarray (deprecated in "
+                             f"numpy 2.5); use reshape(..., copy=False)")
+
+
+@pytest.mark.skipif(np.lib.NumpyVersion(np.__version__) < "2.1.0",
+                    reason="numpy < 2.1 has no reshape(copy=False): .shape = is the way there")
+def test_view_and_reshape_never_set_the_shape_attribute():
+    base = np.arange(24.0).reshape(4, 6)
+    x = tg.from_numpy(base.view(_NoShapeSetting)).requires_grad_()
+    v = x.view(6, 4)
+    r = x[:, ::2].reshape(12)                    # a step slice: still viewable, no copy
+    assert np.shares_memory(v.numpy(), base) and np.shares_memory(r.numpy(), base)
+    _raises(RuntimeError, lambda: x.T.view(24), "view:", "(6, 4)", "reshape")
+    assert not np.shares_memory(x.T.reshape(24).numpy(), base)
+    (v.sum() + r.sum() + x.sum(1).sum()).backward()      # Sum.backward reshapes g
+    np.testing.assert_array_equal(x.grad.numpy(), np.tile([3.0, 2.0], (4, 3)))
 
 
 def test_cat_stack_errors():

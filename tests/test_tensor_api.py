@@ -502,3 +502,27 @@ def test_repr_mentions_dtype_and_grad():
     assert "requires_grad=True" in repr(tg.ones(2, requires_grad=True))
     assert "float64" in repr(tg.ones(2, dtype=tg.float64))
     assert "grad_fn" in repr(tg.ones(2, requires_grad=True) * 2.0)
+
+
+def test_repr_shows_the_shape_of_empty_tensors_and_non_default_dtypes():
+    assert repr(tg.zeros(0, 3)) == "tensor([], size=(0, 3))"        # as in PyTorch
+    assert repr(tg.zeros(2, 0, dtype=tg.float64)) == "tensor([], size=(2, 0), dtype=float64)"
+    assert repr(tg.zeros(0)) == "tensor([])"
+    assert repr(tg.zeros(0, dtype=tg.int64)) == "tensor([], dtype=int64)"   # "[]": no hint
+    assert repr(tg.tensor([1, 2])) == "tensor([1, 2])"              # int64: the default
+    assert repr(tg.tensor([1, 2], dtype=tg.int32)) == "tensor([1, 2], dtype=int32)"
+    assert repr(tg.tensor([1, 2], dtype=tg.uint8)) == "tensor([1, 2], dtype=uint8)"
+    assert repr(tg.tensor([1.0, 2.0])) == "tensor([1., 2.])"
+
+
+def test_format_spec_formats_one_element_tensors_as_numbers():
+    t = tg.tensor(3.14159)
+    assert f"{t:.2f}" == "3.14" and f"{t:>8.3f}" == "   3.142"
+    assert f"{tg.tensor(2.5)}" == "2.5"                            # 0-d: as in PyTorch
+    assert f"{tg.tensor(7):03d}" == "007"
+    assert f"{tg.tensor([[2.5]]):.1f}" == "2.5"                    # one element, any rank
+    assert f"{tg.tensor([1.0, 2.0])}" == str(tg.tensor([1.0, 2.0]))
+    with pytest.raises(TypeError, match=r"format string '\.2f' for a tensor of shape \(2,\)"):
+        f"{tg.tensor([1.0, 2.0]):.2f}"
+    loss = tg.tensor([1.0, 3.0], requires_grad=True).mean()
+    assert f"loss {loss:.3f}" == "loss 2.000"

@@ -16,6 +16,7 @@ import numpy as np
 
 from tensorgrad._kernels import activation as AK
 from tensorgrad._kernels import blas as BK
+from tensorgrad._tensor import _wrap
 from tensorgrad.function import Function
 from tensorgrad.ops._util import FLOATS, as_tensor
 from tensorgrad.ops.activation import ReluBackward, log_softmax, relu, sigmoid, softmax, tanh
@@ -23,7 +24,6 @@ from tensorgrad.ops.blas import MatMul
 from tensorgrad.ops.loss import cross_entropy, mse_loss, multiclass_hinge_loss
 from tensorgrad.ops.reduce import Sum
 from tensorgrad.ops.shape import reshape, transpose
-from tensorgrad.tensor import _wrap
 
 __all__ = [
     "cross_entropy",

@@ -3,6 +3,7 @@
 Each op's forward and its vector-Jacobian product sit side by side in its family module:
 elementwise, activation, reduce, shape (views, indexing), blas (matmul), distance, loss.
 """
+from tensorgrad._tensor import Tensor
 from tensorgrad.ops.activation import log_softmax, relu, sigmoid, softmax, tanh
 from tensorgrad.ops.blas import bmm, dot, matmul, mm
 from tensorgrad.ops.elementwise import (
@@ -54,7 +55,6 @@ from tensorgrad.ops.shape import (
     unsqueeze,
     view,
 )
-from tensorgrad.tensor import Tensor
 
 __all__ = ["abs", "add", "argmax", "argmin", "bmm", "cast", "cat", "chunk", "clamp", "clone",
            "contiguous", "div", "dot", "eq", "exp", "expand", "flatten", "gather", "ge", "gt",
@@ -112,11 +112,19 @@ def _install():
         return where(condition, self, other)
 
     T.where = _where
-    T.float = lambda self: cast(self, "float32")
-    T.double = lambda self: cast(self, "float64")
-    T.long = lambda self: cast(self, "int64")
-    T.int = lambda self: cast(self, "int32")
-    T.bool = lambda self: cast(self, "bool")
+
+    def _converter(dtype, name):
+        def convert(self):
+            return cast(self, dtype)
+        convert.__name__ = convert.__qualname__ = name
+        convert.__doc__ = f"self converted to {dtype} (no copy if it already is)."
+        return convert
+
+    T.float = _converter("float32", "float")
+    T.double = _converter("float64", "double")
+    T.long = _converter("int64", "long")
+    T.int = _converter("int32", "int")
+    T.bool = _converter("bool", "bool")
 
     def to(self, dtype):
         """Convert to ``dtype`` (differentiable between float dtypes)."""

@@ -3,11 +3,31 @@ import numbers
 
 import numpy as np
 
-from tensorgrad.tensor import Tensor, _wrap
+from tensorgrad._tensor import Tensor, _wrap
 
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 FLOATS = (_F32, _F64)
+
+
+if np.lib.NumpyVersion(np.__version__) >= "2.1.0":
+    def view_as_shape(arr, shape):
+        """``arr`` seen with ``shape`` without copying, or None when that needs a copy."""
+        try:
+            return arr.reshape(shape, copy=False)
+        except ValueError:
+            return None
+else:
+    def view_as_shape(arr, shape):
+        """``arr`` seen with ``shape`` without copying, or None when that needs a copy."""
+        v = arr.view()
+        try:
+            # numpy < 2.1 has no reshape(copy=False); there, setting .shape is the reshape
+            # that never copies (numpy 2.5 deprecates it, but has the keyword)
+            v.shape = shape
+        except AttributeError:
+            return None
+        return v
 
 
 def shape_str(*shapes):
@@ -31,7 +51,7 @@ def as_tensor(x, like=None, op="op"):
             dt = None
         return _wrap(np.asarray(x, dtype=dt))
     if isinstance(x, (list, tuple)):
-        from tensorgrad.tensor import tensor
+        from tensorgrad._tensor import tensor
         return tensor(x)
     raise TypeError(f"{op}: expected a Tensor, array or number, got {type(x).__name__}")
 

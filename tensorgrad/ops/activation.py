@@ -8,10 +8,10 @@ import numpy as np
 
 from tensorgrad._kernels import activation as AK
 from tensorgrad._kernels import reduce as RK
+from tensorgrad._tensor import Tensor, _wrap
 from tensorgrad.function import Function, _mode
 from tensorgrad.ops._util import FLOATS, as_tensor, normalize_dim
 from tensorgrad.ops.elementwise import cast, exp, mul, neg, sub
-from tensorgrad.tensor import Tensor, _wrap
 
 __all__ = ["log_softmax", "relu", "sigmoid", "softmax", "tanh"]
 
@@ -174,7 +174,8 @@ class Softmax(Function):
 
 
 class SoftmaxBackward(Function):
-    """z = y * (g - s), s = sum_d(g*y);  dz/dg: y*(gz - sum(gz*y));  dz/dy: gz*(g - s) - g*sum(gz*y)"""
+    """z = y * (g - s), s = sum_d(g*y);
+    dz/dg: y*(gz - sum(gz*y));   dz/dy: gz*(g - s) - g*sum(gz*y)"""
 
     @staticmethod
     def forward(ctx, g, y, dim):
@@ -211,7 +212,8 @@ class LogSoftmax(Function):
 
 
 class LogSoftmaxBackward(Function):
-    """z = g - exp(y) * sum_d(g);   dz/dg: gz - sum_d(gz * exp(y));   dz/dy: -gz * exp(y) * sum_d(g)"""
+    """z = g - exp(y) * sum_d(g);
+    dz/dg: gz - sum_d(gz * exp(y));   dz/dy: -gz * exp(y) * sum_d(g)"""
 
     @staticmethod
     def forward(ctx, g, y, dim):
@@ -261,6 +263,7 @@ def sigmoid(x):
 
 
 def tanh(x):
+    """The hyperbolic tangent elementwise.  y = tanh(x);  gx = g * (1 - y²)"""
     return _activation(Tanh, AK.tanh_forward, x, "tanh")
 
 

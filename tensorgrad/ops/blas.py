@@ -8,10 +8,10 @@ products need a few MB).
 import numpy as np
 
 from tensorgrad._kernels import blas as BK
+from tensorgrad._tensor import _wrap
 from tensorgrad.function import Function, is_grad_enabled
 from tensorgrad.ops._util import FLOATS, as_tensor, result_float, shape_str, unbroadcast
 from tensorgrad.ops.elementwise import cast
-from tensorgrad.tensor import _wrap
 
 __all__ = ["bmm", "dot", "matmul", "mm"]
 
@@ -80,15 +80,17 @@ def matmul(a, b):
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both arguments need at least 1 dimension, got shapes "
                          f"{shape_str(a.shape, b.shape)}")
-    da, db = a._data.dtype, b._data.dtype
-    if da != db or da not in FLOATS:
-        dt = result_float(da if da.kind == "f" else np.dtype(np.float32),
-                          db if db.kind == "f" else np.dtype(np.float32))
-        a, b = cast(a, dt), cast(b, dt)
     if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
         raise ValueError(f"matmul: shapes {shape_str(a.shape, b.shape)} are not aligned "
                          f"(inner dimensions {a.shape[-1]} and "
                          f"{b.shape[-2 if b.ndim > 1 else 0]} differ)")
+    da, db = a._data.dtype, b._data.dtype
+    if da != db or da not in FLOATS:
+        if da.kind != "f" and db.kind != "f":
+            return _int_matmul(a, b)
+        dt = result_float(da if da.kind == "f" else np.dtype(np.float32),
+                          db if db.kind == "f" else np.dtype(np.float32))
+        a, b = cast(a, dt), cast(b, dt)
     if a.ndim == 2 and b.ndim == 2:
         return MatMul.apply(a, b)
     if a.ndim == 1 and b.ndim == 1:
@@ -113,6 +115,16 @@ def matmul(a, b):
     return reshape(y, batch + y.shape[-2:])
 
 
+def _int_matmul(a, b):
+    """Integer (or bool) @ integer: numpy's exact product and result dtype; no gradient
+    (BLAS is float-only, and integer tensors never require grad)."""
+    try:
+        return _wrap(np.asarray(np.matmul(a._data, b._data)))
+    except ValueError:
+        raise ValueError(f"matmul: batch dimensions of shapes {shape_str(a.shape, b.shape)} "
+                         f"cannot be broadcast together") from None
+
+
 def _batch3(x, batch):
     """[..., M, K] -> [B, M, K] (B = prod(batch)); a broadcast batch of one stays 1."""
     from tensorgrad.ops.shape import expand, reshape
@@ -126,18 +138,22 @@ def _batch3(x, batch):
 
 
 def mm(a, b):
+    """The matrix product of two 2-D tensors (``matmul`` restricted to 2-D)."""
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"mm: expects 2-D tensors, got shapes {shape_str(a.shape, b.shape)}")
     return matmul(a, b)
 
 
 def bmm(a, b):
+    """Batched matrix product of [B, N, K] and [B, K, M] tensors (``matmul`` restricted to
+    3-D)."""
     if a.ndim != 3 or b.ndim != 3:
         raise ValueError(f"bmm: expects 3-D tensors, got shapes {shape_str(a.shape, b.shape)}")
     return matmul(a, b)
 
 
 def dot(a, b):
+    """The inner product of two 1-D tensors (a 0-d tensor).  ga = g * b,  gb = g * a"""
     if a.ndim != 1 or b.ndim != 1:
         raise ValueError(f"dot: expects 1-D tensors, got shapes {shape_str(a.shape, b.shape)}")
     return matmul(a, b)

@@ -20,9 +20,9 @@ import numpy as np
 from tensorgrad._kernels import blas as KB
 from tensorgrad._kernels import distance as DK
 from tensorgrad._kernels import runtime as _rt
+from tensorgrad._tensor import _wrap
 from tensorgrad.function import Function
 from tensorgrad.ops._util import FLOATS, as_tensor, shape_str
-from tensorgrad.tensor import _wrap
 
 __all__ = ["cdist"]
 

@@ -13,6 +13,7 @@ import numbers
 import numpy as np
 
 from tensorgrad._kernels import elementwise as EK
+from tensorgrad._tensor import Tensor, _check_dtype, _wrap
 from tensorgrad.function import Function, _mode
 from tensorgrad.ops._util import (
     FLOATS,
@@ -22,7 +23,6 @@ from tensorgrad.ops._util import (
     shape_str,
     unbroadcast,
 )
-from tensorgrad.tensor import Tensor, _wrap
 
 __all__ = [
     "abs",
@@ -501,6 +501,7 @@ def cast(x, dtype):
     dtype = np.dtype(dtype)
     if x._data.dtype == dtype:
         return x
+    _check_dtype(dtype, "cast")
     if dtype.kind == "f" and x._data.dtype.kind == "f":
         return Cast.apply(x, dtype)
     return _wrap(x._data.astype(dtype))
@@ -651,30 +652,37 @@ def _unary_dispatch(cls, x, name, np_fn):
 
 
 def neg(x):
+    """-x elementwise.  gx = -g"""
     return _unary_dispatch(Neg, x, "neg", np.negative)
 
 
 def exp(x):
+    """e**x elementwise.  z = exp(x);  gx = g * z"""
     return _unary_dispatch(Exp, x, "exp", None)
 
 
 def log(x):
+    """The natural logarithm elementwise.  gx = g / x"""
     return _unary_dispatch(Log, x, "log", None)
 
 
 def sqrt(x):
+    """The square root elementwise.  z = sqrt(x);  gx = g / (2 z)"""
     return _unary_dispatch(Sqrt, x, "sqrt", None)
 
 
 def square(x):
+    """x² elementwise.  gx = 2 g x"""
     return _unary_dispatch(Square, x, "square", np.square)
 
 
 def reciprocal(x):
+    """1 / x elementwise.  z = 1/x;  gx = -g z²"""
     return _unary_dispatch(Reciprocal, x, "reciprocal", None)
 
 
 def abs(x):
+    """|x| elementwise.  gx = g * sign(x)  (0 at x == 0, as in PyTorch)"""
     return _unary_dispatch(Abs, x, "abs", np.abs)
 
 
@@ -803,6 +811,7 @@ class LogicalNot(Function):
 
 
 def logical_not(x):
+    """The elementwise negation of a mask (``~mask``): a bool tensor with no gradient."""
     return LogicalNot.apply(x)
 
 

@@ -19,11 +19,11 @@ saved scores. With create_graph=True backward is written with differentiable ops
 import numpy as np
 
 from tensorgrad._kernels import loss as LK
+from tensorgrad._tensor import Tensor, _wrap
 from tensorgrad.function import Function, is_grad_enabled
 from tensorgrad.ops._util import FLOATS, as_tensor, result_float, shape_str
 from tensorgrad.ops.activation import softmax
 from tensorgrad.ops.elementwise import cast
-from tensorgrad.tensor import Tensor, _wrap
 
 __all__ = ["cross_entropy", "mse_loss", "multiclass_hinge_loss"]
 

@@ -1,5 +1,9 @@
 """Reductions: sum, mean, max, min, logsumexp (and argmax/argmin).
 
+Each takes ``dim``/``keepdim`` (PyTorch's names) and also numpy's ``axis``/``keepdims`` (and
+``out=None``), so ``np.sum(t)``, ``np.mean(t)``, ``np.max(t, axis=1)`` work on a Tensor: numpy
+calls the method of the same name with those keywords.
+
 Kernels see a C-contiguous array as [A, B, C] and reduce the middle axis B: any contiguous
 run of axes reduces in one call; other axis sets reduce run by run. Sums accumulate in double.
 The backward of a sum broadcasts g back (a view, no copy); max/min route the whole gradient to
@@ -8,10 +12,10 @@ the winning element (the first one on ties, like argmax).
 import numpy as np
 
 from tensorgrad._kernels import reduce as RK
+from tensorgrad._tensor import Tensor, _wrap
 from tensorgrad.function import Function
 from tensorgrad.ops._util import FLOATS, as_tensor, normalize_dim, normalize_dims
 from tensorgrad.ops.elementwise import cast, exp, mul, sub
-from tensorgrad.tensor import Tensor, _wrap
 
 __all__ = ["argmax", "argmin", "logsumexp", "max", "mean", "min", "sum"]
 
@@ -86,14 +90,30 @@ class Sum(Function):
         return expand(gk, ctx.in_shape), None, None, None
 
 
-def _floatify(x, op):
-    x = as_tensor(x, op=op)
-    return x
+def _numpy_args(op, dim, keepdim, axis, keepdims, out):
+    """(dim, keepdim) from numpy's spelling of them: ``axis`` (an alias of ``dim``, as in
+    PyTorch) and ``keepdims``; ``out`` is accepted only as None (numpy passes out=None)."""
+    if out is not None:
+        raise TypeError(f"{op}: out= is not supported (the result is always a new tensor)")
+    if axis is not None:
+        if dim is not None:
+            raise TypeError(f"{op}: got both dim={dim!r} and axis={axis!r}; axis is numpy's "
+                            f"name for dim: pass only one of them")
+        dim = axis
+    if keepdims is not None:
+        if keepdim and not keepdims:
+            raise TypeError(f"{op}: got keepdim=True and keepdims={keepdims!r}; keepdims is "
+                            f"numpy's name for keepdim: pass only one of them")
+        keepdim = bool(keepdims)
+    return dim, keepdim
 
 
-def sum(x, dim=None, keepdim=False, dtype=None):
-    """Sum over ``dim`` (an int, a tuple, or None for all), accumulated in double."""
-    x = _floatify(x, "sum")
+def sum(x, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None, out=None):
+    """Sum over ``dim`` (an int, a tuple, or None for all), accumulated in double;
+    ``dtype`` converts x first. z = Σ x;  gx = g broadcast back to x's shape."""
+    if axis is not None or keepdims is not None or out is not None:
+        dim, keepdim = _numpy_args("sum", dim, keepdim, axis, keepdims, out)
+    x = as_tensor(x, op="sum")
     if dtype is not None:
         x = cast(x, dtype)
     dims = normalize_dims(dim, x.ndim, "sum")
@@ -102,10 +122,17 @@ def sum(x, dim=None, keepdim=False, dtype=None):
     return Sum.apply(x, dims, keepdim, 1.0)
 
 
-def mean(x, dim=None, keepdim=False):
-    """Mean over ``dim`` (an int, a tuple, or None for all)."""
-    x = _floatify(x, "mean")
-    if x._data.dtype not in FLOATS:
+def mean(x, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None, out=None):
+    """Mean over ``dim`` (an int, a tuple, or None for all); integer tensors give float32,
+    ``dtype`` (a float dtype) converts x first. z = Σ x / n;  gx = g / n broadcast back."""
+    if axis is not None or keepdims is not None or out is not None:
+        dim, keepdim = _numpy_args("mean", dim, keepdim, axis, keepdims, out)
+    x = as_tensor(x, op="mean")
+    if dtype is not None:
+        if np.dtype(dtype) not in FLOATS:
+            raise TypeError(f"mean: dtype must be float32 or float64, got {np.dtype(dtype)}")
+        x = cast(x, dtype)
+    elif x._data.dtype not in FLOATS:
         x = cast(x, np.float32)
     dims = normalize_dims(dim, x.ndim, "mean")
     n = _prod(x.shape[d] for d in dims)
@@ -186,11 +213,14 @@ class RouteGrad(Function):
         return reshape(r, idx.shape), None, None, None, None
 
 
-def _maxmin(cls, np_fn, x, dim, keepdim, name, binary):
+def _maxmin(cls, np_fn, x, dim, keepdim, name, binary, axis, keepdims, out):
+    # PyTorch's max(x, dim) gives (values, indices); numpy's max(x, axis=) the values only
+    with_indices = dim is not None
+    if axis is not None or keepdims is not None or out is not None:
+        dim, keepdim = _numpy_args(name, dim, keepdim, axis, keepdims, out)
     if isinstance(dim, Tensor):
         return binary(x, dim)
     x = as_tensor(x, op=name)
-    with_indices = dim is not None
     if dim is not None:
         dim = normalize_dim(dim, x.ndim, name)
         if x.ndim == 0:
@@ -198,36 +228,49 @@ def _maxmin(cls, np_fn, x, dim, keepdim, name, binary):
     if x._data.dtype not in FLOATS:
         if x._data.size == 0:
             raise ValueError(f"{name}: reduction over an empty tensor")
+        values = _wrap(np.asarray(np_fn(x._data, axis=dim, keepdims=keepdim)))
         if not with_indices:
-            return _wrap(np.asarray(np_fn(x._data)))
-        vals = np_fn(x._data, axis=dim, keepdims=keepdim)
+            return values
         arg = (np.argmax if name == "max" else np.argmin)(x._data, axis=dim, keepdims=keepdim)
-        return _wrap(np.asarray(vals)), _wrap(np.asarray(arg))
+        return values, _wrap(np.asarray(arg))
     values, indices = cls.apply(x, dim, keepdim)
     return (values, indices) if with_indices else values
 
 
-def max(x, dim=None, keepdim=False):
+def max(x, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
     """max(x) -> the largest value; max(x, dim) -> (values, indices); max(x, y) -> maximum.
 
-    The gradient goes to the winning element; on ties, to the first one (like argmax).
+    With numpy's ``axis=`` (as ``np.max(t, axis=1)`` passes it) the result is numpy's: the
+    values only. The gradient goes to the winning element; on ties, to the first one (like
+    argmax).
     """
     from tensorgrad.ops.elementwise import maximum
-    return _maxmin(Max, np.max, x, dim, keepdim, "max", maximum)
+    return _maxmin(Max, np.max, x, dim, keepdim, "max", maximum, axis, keepdims, out)
 
 
-def min(x, dim=None, keepdim=False):
-    """min(x) -> the smallest value; min(x, dim) -> (values, indices); min(x, y) -> minimum."""
+def min(x, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
+    """min(x) -> the smallest value; min(x, dim) -> (values, indices); min(x, y) -> minimum.
+
+    With numpy's ``axis=`` the result is the values only, as for ``max``.
+    """
     from tensorgrad.ops.elementwise import minimum
-    return _maxmin(Min, np.min, x, dim, keepdim, "min", minimum)
+    return _maxmin(Min, np.min, x, dim, keepdim, "min", minimum, axis, keepdims, out)
 
 
-def argmax(x, dim=None, keepdim=False):
+def argmax(x, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
+    """The int64 index of the largest value (in the flattened tensor, or along ``dim``); the
+    first one on ties. Not differentiable."""
+    if axis is not None or keepdims is not None or out is not None:
+        dim, keepdim = _numpy_args("argmax", dim, keepdim, axis, keepdims, out)
     x = as_tensor(x, op="argmax")
     return _wrap(np.asarray(np.argmax(x._data, axis=dim, keepdims=keepdim)))
 
 
-def argmin(x, dim=None, keepdim=False):
+def argmin(x, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
+    """The int64 index of the smallest value (in the flattened tensor, or along ``dim``);
+    the first one on ties. Not differentiable."""
+    if axis is not None or keepdims is not None or out is not None:
+        dim, keepdim = _numpy_args("argmin", dim, keepdim, axis, keepdims, out)
     x = as_tensor(x, op="argmin")
     return _wrap(np.asarray(np.argmin(x._data, axis=dim, keepdims=keepdim)))
 
@@ -258,8 +301,13 @@ class LogSumExp(Function):
         return mul(reshape(g, k), exp(sub(x, reshape(z, k)))), None, None
 
 
-def logsumexp(x, dim, keepdim=False):
-    """log(sum(exp(x))) along ``dim``, stable for large inputs."""
+def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """log(sum(exp(x))) along ``dim`` (required; ``axis`` is an alias), stable for large
+    inputs. z = log Σ exp(x);  gx = g * exp(x - z) = g * softmax(x)."""
+    if axis is not None or keepdims is not None:
+        dim, keepdim = _numpy_args("logsumexp", dim, keepdim, axis, keepdims, None)
+    if dim is None:
+        raise TypeError("logsumexp: missing the dimension to reduce (pass dim=)")
     x = as_tensor(x, op="logsumexp")
     if x._data.dtype not in FLOATS:
         x = cast(x, np.float32)

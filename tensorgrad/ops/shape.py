@@ -9,9 +9,15 @@ indices.
 """
 import numpy as np
 
+from tensorgrad._tensor import Tensor, _wrap
 from tensorgrad.function import Function
-from tensorgrad.ops._util import as_tensor, normalize_dim, shape_str, unbroadcast
-from tensorgrad.tensor import Tensor, _wrap
+from tensorgrad.ops._util import (
+    as_tensor,
+    normalize_dim,
+    shape_str,
+    unbroadcast,
+    view_as_shape,
+)
 
 __all__ = [
     "cat",
@@ -77,14 +83,12 @@ class View(Function):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
-        v = x._data.view()
-        try:
-            v.shape = shape
-        except AttributeError:
+        v = view_as_shape(x._data, shape)
+        if v is None:
             raise RuntimeError(
                 f"view: shape {shape} is not compatible with the input's shape {x.shape} and "
                 f"strides {x.stride()} (the memory is not contiguous); use .reshape(...), "
-                f"which copies when it must") from None
+                f"which copies when it must")
         return _view_of(v, x)
 
     @staticmethod
@@ -98,12 +102,10 @@ class Reshape(Function):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
-        v = x._data.view()
-        try:
-            v.shape = shape            # succeeds exactly when no copy is needed
-            return _view_of(v, x)
-        except AttributeError:
+        v = view_as_shape(x._data, shape)
+        if v is None:                   # the strides do not allow a view: copy
             return _wrap(np.ascontiguousarray(np.reshape(x._data, shape)))
+        return _view_of(v, x)
 
     @staticmethod
     def backward(ctx, g):
@@ -128,6 +130,7 @@ def reshape(x, *shape):
 
 
 def flatten(x, start_dim=0, end_dim=-1):
+    """Merge dims ``start_dim`` .. ``end_dim`` into one (a view when the strides allow)."""
     nd = x.ndim
     if nd == 0:
         return reshape(x, (1,))
@@ -152,6 +155,8 @@ class Permute(Function):
 
 
 def permute(x, *dims):
+    """Reorder the dimensions (a view, no copy): z's dim i is x's dim ``dims[i]``.
+    gx = g permuted back by the inverse permutation."""
     dims = _shape_arg(dims)
     nd = x.ndim
     if len(dims) != nd:
@@ -178,12 +183,15 @@ def transpose(x, dim0=-2, dim1=-1):
 
 
 def t(x):
+    """Transpose a tensor of at most 2 dims (a view; 0-d and 1-d tensors are returned as
+    they are)."""
     if x.ndim > 2:
         raise ValueError(f"t: expects a tensor with <= 2 dims, got shape {x.shape}")
     return transpose(x, 0, 1) if x.ndim == 2 else x
 
 
 def movedim(x, source, destination):
+    """Move dimension ``source`` to position ``destination`` (a view, like permute)."""
     nd = x.ndim
     s = normalize_dim(source, nd, "movedim")
     d = normalize_dim(destination, nd, "movedim")
@@ -264,6 +272,7 @@ def contiguous(x):
 
 
 def clone(x):
+    """A C-contiguous copy of x that stays in the graph.  gx = g"""
     return Contiguous.apply(x)
 
 
@@ -452,6 +461,7 @@ def index(x, key):
 
 
 def narrow(x, dim, start, length):
+    """The slice ``start:start + length`` along ``dim`` (a view).  gx = g placed in zeros."""
     d = normalize_dim(dim, x.ndim, "narrow")
     key = (slice(None),) * d + (slice(start, start + length),)
     return Index.apply(x, key)
