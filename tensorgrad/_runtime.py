@@ -1,9 +1,11 @@
 """Runtime: one thread policy for OpenMP kernels and the BLAS pool, config and memory.
 
-Default threads = available cores, or ``OMP_NUM_THREADS`` when set. ``import tensorgrad``
+Default threads = the cores available to the process (its CPU affinity), or
+``OMP_NUM_THREADS`` when set; ``show_config`` reports the two apart. ``import tensorgrad``
 sets ``OMP_WAIT_POLICY=passive`` unless the user set it: idle OpenMP threads then sleep
-instead of spinning, so they do not starve the BLAS pool's threads between calls. ``set_num_threads(n)``
-sets both the OpenMP team size of our kernels and the BLAS pool (through threadpoolctl).
+instead of spinning, so they do not starve the BLAS pool's threads between calls.
+``set_num_threads(n)`` sets both the OpenMP team size of our kernels and the BLAS pool
+(through threadpoolctl).
 The pools never nest: GEMMs called from Python use the BLAS pool, and the one kernel that
 calls BLAS inside an OpenMP loop (the tiled distances, ``ops/distance.py``) holds BLAS at
 one thread for the duration of the call, as scikit-learn does.
@@ -20,17 +22,23 @@ from tensorgrad._kernels import runtime as _rt
 _state = {"threads": None, "limiter": None}
 
 
+def cores_available():
+    """CPU cores this process may run on (its affinity mask), whatever OMP_NUM_THREADS says."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:      # no affinity API (macOS, Windows): all the machine's cores
+        return max(1, os.cpu_count() or 1)
+
+
 def _default_threads():
+    """The default thread count: ``OMP_NUM_THREADS`` when set, else the cores available."""
     env = os.environ.get("OMP_NUM_THREADS")
     if env:
         try:
             return max(1, int(env.split(",")[0]))
         except ValueError:
             pass
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
+    return cores_available()
 
 
 def set_num_threads(n):
@@ -78,9 +86,9 @@ def config_text():
          "then sleep"),
         f"compiler   {_rt.compiler()}",
         f"openmp     {'on' if _rt.openmp_enabled() else 'OFF (kernels are single-threaded)'}",
-        f"threads    {get_num_threads()} (cores available: {_default_threads()}, "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
-        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})",
+        (f"threads    {get_num_threads()} (cores available: {cores_available()}, "
+         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})"),
         f"parallel   loops above {_rt.par_min()} elements",
     ]
     for b in _blas_info():
@@ -99,12 +107,14 @@ def memory_allocated():
     Counts the numpy buffers behind every live Tensor (values, gradients, saved tensors).
     It walks the live objects, so call it for diagnostics, not in a hot loop.
     """
+    from tensorgrad._tensor import Tensor
     from tensorgrad.function import _SavedOutput
-    from tensorgrad.tensor import Tensor
     seen = set()
     total = 0
     for obj in gc.get_objects():
-        if isinstance(obj, (Tensor, _SavedOutput)):
+        # type(), not isinstance: isinstance reads obj.__class__, which some objects in
+        # other libraries' modules answer with a warning (torch's deprecated proxies).
+        if issubclass(type(obj), (Tensor, _SavedOutput)):
             arr = obj._data if isinstance(obj, Tensor) else obj.data
             base = arr
             while isinstance(base.base, np.ndarray):

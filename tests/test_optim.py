@@ -1,5 +1,7 @@
 """tg.optim: SGD and Adam against hand-written numpy updates (PyTorch's formulas), the
 fused kernels vs thread count, validation, schedules, state dicts, and real training."""
+import pickle
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -213,8 +215,38 @@ def test_step_lr():
         sched.step()
     assert lrs == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
     assert sched.get_last_lr() == [0.125]
-    with pytest.raises(ValueError, match="step_size must be a positive integer"):
+    with pytest.raises(ValueError, match="StepLR: step_size must be >= 1, got 0"):
         optim.lr_scheduler.StepLR(opt, step_size=0)
+    with pytest.raises(TypeError, match="StepLR: step_size must be an integer, got 2.5"):
+        optim.lr_scheduler.StepLR(opt, step_size=2.5)
+    with pytest.raises(TypeError, match="StepLR: step_size must be an integer, got True"):
+        optim.lr_scheduler.StepLR(opt, step_size=True)
+
+
+def test_step_lr_state_dict_is_checked_before_it_is_applied():
+    opt = optim.SGD([tg.zeros(1, requires_grad=True)], lr=1.0)
+    sched = optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    for _ in range(3):
+        sched.step()
+    sd = sched.state_dict()
+    assert sd == {"step_size": 2, "gamma": 0.5, "base_lrs": [1.0], "last_epoch": 3}
+    other_opt = optim.SGD([tg.zeros(1, requires_grad=True)], lr=1.0)
+    other = optim.lr_scheduler.StepLR(other_opt, step_size=5)
+    other.load_state_dict(sd)
+    assert other_opt.param_groups[0]["lr"] == 0.5 and other.get_last_lr() == [0.5]
+    other.step()
+    assert other_opt.param_groups[0]["lr"] == 0.25
+    two_groups = optim.SGD([{"params": [tg.zeros(1, requires_grad=True)]},
+                            {"params": [tg.zeros(1, requires_grad=True)]}], lr=1.0)
+    fresh = optim.lr_scheduler.StepLR(two_groups, step_size=5)
+    with pytest.raises(ValueError, match=r"StepLR.load_state_dict: base_lrs must be 2 "
+                                         r"number\(s\), one per parameter group"):
+        fresh.load_state_dict(sd)
+    with pytest.raises(ValueError, match="StepLR.load_state_dict: the state dict lacks "
+                                         "'last_epoch'"):
+        fresh.load_state_dict({k: v for k, v in sd.items() if k != "last_epoch"})
+    assert fresh.state_dict() == {"step_size": 5, "gamma": 0.1, "base_lrs": [1.0, 1.0],
+                                  "last_epoch": 0}
 
 
 def test_optimizer_state_dict_round_trip(rng):
@@ -236,6 +268,177 @@ def test_optimizer_state_dict_round_trip(rng):
             o.step()
     np.testing.assert_array_equal(p.numpy(), q.numpy())
     np.testing.assert_allclose(p.numpy(), adam_reference(p0, grads, 0.1, 0.9, 0.999, 1e-8))
+
+
+def _copy_state_dict(sd):
+    return {"state": {i: dict(st) for i, st in sd["state"].items()},
+            "param_groups": [dict(g) for g in sd["param_groups"]]}
+
+
+def test_state_dict_holds_tensor_copies_ints_and_hyper_parameters():
+    a, b = tg.zeros(2, 3, requires_grad=True), tg.zeros(3, requires_grad=True)
+    opt = optim.Adam([{"params": [a]}, {"params": [b], "lr": 0.5}], betas=(0.8, 0.9))
+    a.grad = tg.ones(2, 3)
+    opt.step()
+    sd = opt.state_dict()
+    assert list(sd["state"]) == [0]                 # b had no gradient: no state yet
+    st = sd["state"][0]
+    assert st["step"] == 1 and type(st["step"]) is int
+    assert isinstance(st["exp_avg"], tg.Tensor) and st["exp_avg"].shape == (2, 3)
+    assert not np.shares_memory(st["exp_avg"].numpy(), opt.state[id(a)]["exp_avg"])
+    assert sd["param_groups"] == [
+        {"lr": 0.001, "betas": (0.8, 0.9), "eps": 1e-8, "weight_decay": 0.0, "params": [0]},
+        {"lr": 0.5, "betas": (0.8, 0.9), "eps": 1e-8, "weight_decay": 0.0, "params": [1]}]
+
+
+def test_load_state_dict_validates_and_changes_nothing_on_error():
+    a, b = tg.zeros(2, 3, requires_grad=True), tg.zeros(3, requires_grad=True)
+    opt = optim.Adam([a, b], lr=0.1)
+    a.grad, b.grad = tg.ones(2, 3), tg.ones(3)
+    opt.step()
+    good = opt.state_dict()
+    momentum = optim.SGD([a, b], lr=0.1, momentum=0.9)
+    momentum.step()
+    bad_step = _copy_state_dict(good)
+    bad_step["param_groups"][0]["lr"] = 0.5
+    bad_step["state"][1]["step"] = 1.5
+    no_sq = _copy_state_dict(good)
+    del no_sq["state"][0]["exp_avg_sq"]
+    stray = _copy_state_dict(good)
+    stray["state"][7] = stray["state"][0]
+    negative_lr = _copy_state_dict(good)
+    negative_lr["param_groups"][0]["lr"] = -1.0
+    c, d = tg.zeros(3, 2, requires_grad=True), tg.zeros(3, requires_grad=True)
+    cases = [
+        (optim.Adam([a, b]), [1, 2], TypeError,
+         "Adam.load_state_dict: expected the dict of Optimizer.state_dict(), got list"),
+        (optim.Adam([a, b]), nn.Linear(2, 2).state_dict(), ValueError,
+         ("Adam.load_state_dict: the dict lacks 'state' and 'param_groups', so it is not an "
+          "optimizer's state dict (a model's?)")),
+        (optim.Adam([{"params": [a]}, {"params": [b]}]), good, ValueError,
+         "Adam.load_state_dict: the state dict has 1 parameter group(s), this optimizer has 2"),
+        (optim.Adam([a]), good, ValueError,
+         ("Adam.load_state_dict: parameter group 0 has 2 parameter(s) in the state dict, 1 in "
+          "this optimizer")),
+        (optim.Adam([c, d]), good, ValueError,
+         ("Adam.load_state_dict: state of parameter 0: 'exp_avg' has shape (2, 3), the "
+          "parameter has shape (3, 2)")),
+        (optim.Adam([a, b]), momentum.state_dict(), ValueError,
+         ("Adam.load_state_dict: parameter group 0 lacks 'betas', 'eps' (is it the state of "
+          "another kind of optimizer?)")),
+        (optim.SGD([a, b], lr=0.1), good, ValueError,
+         ("SGD.load_state_dict: parameter group 0 lacks 'momentum', 'dampening', 'nesterov' "
+          "(is it the state of another kind of optimizer?)")),
+        (optim.Adam([a, b]), no_sq, ValueError,
+         ("Adam.load_state_dict: state of parameter 0 has entries ['exp_avg', 'step']; Adam "
+          "keeps ['exp_avg', 'exp_avg_sq', 'step']")),
+        (optim.Adam([a, b]), bad_step, TypeError,
+         "Adam.load_state_dict: state of parameter 1: 'step' must be an int, got 1.5"),
+        (optim.Adam([a, b]), stray, ValueError,
+         ("Adam.load_state_dict: the state dict has state for parameter 7, which no parameter "
+          "group lists")),
+        (optim.Adam([a, b]), negative_lr, ValueError, "Adam: invalid learning rate -1.0"),
+    ]
+    for target, sd, error, message in cases:
+        before = target.state_dict()
+        with pytest.raises(error) as e:
+            target.load_state_dict(sd)
+        assert str(e.value).startswith(message)
+        after = target.state_dict()
+        assert after["param_groups"] == before["param_groups"] and after["state"] == {}
+
+
+def test_loaded_state_takes_the_parameters_dtype():
+    p64 = tg.zeros(3, dtype=tg.float64, requires_grad=True)
+    opt = optim.SGD([p64], lr=0.1, momentum=0.9)
+    p64.grad = tg.ones(3, dtype=tg.float64)
+    opt.step()
+    p32 = tg.zeros(3, requires_grad=True)
+    opt32 = optim.SGD([p32], lr=0.1, momentum=0.9)
+    opt32.load_state_dict(opt.state_dict())
+    assert opt32.state[id(p32)]["momentum_buffer"].dtype == np.float32
+
+
+# ------------------------------------------------------------------ checkpoint and resume
+def _sgd_with_step_lr(params, **kw):
+    opt = optim.SGD(params, **kw)
+    return opt, optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
+
+
+RESUME_CASES = {
+    "adam": lambda ps: (optim.Adam(ps, lr=0.01, weight_decay=1e-3), None),
+    "adamw": lambda ps: (optim.AdamW(ps, lr=0.01, betas=(0.8, 0.95)), None),
+    "sgd-momentum-steplr": lambda ps: _sgd_with_step_lr(ps, lr=0.1, momentum=0.9,
+                                                        weight_decay=1e-3),
+    "sgd-nesterov-steplr": lambda ps: _sgd_with_step_lr(ps, lr=0.1, momentum=0.8,
+                                                        nesterov=True),
+}
+
+
+def _setup(kind, dtype, seed):
+    tg.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(5, 16, dtype=dtype), nn.ReLU(),
+                          nn.Linear(16, 3, dtype=dtype))
+    opt, sched = RESUME_CASES[kind](list(model.parameters()))
+    return model, opt, sched
+
+
+def _train(run, x, y, steps):
+    model, opt, sched = run
+    for _ in range(steps):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", list(RESUME_CASES))
+def test_resumed_training_equals_uninterrupted_training_bitwise(kind, dtype, tmp_path, rng):
+    x = tg.tensor(rng.standard_normal((32, 5)).astype(dtype))
+    y = rng.integers(0, 3, 32)
+    n, k = 10, 4
+    straight = _setup(kind, dtype, seed=0)
+    _train(straight, x, y, n)
+
+    model, opt, sched = first = _setup(kind, dtype, seed=0)
+    _train(first, x, y, k)
+    tg.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+             "scheduler": None if sched is None else sched.state_dict(), "step": k},
+            tmp_path / "checkpoint.npz")
+
+    checkpoint = tg.load(tmp_path / "checkpoint.npz")
+    model, opt, sched = resumed = _setup(kind, dtype, seed=1)  # other weights: all from file
+    model.load_state_dict(checkpoint["model"])
+    opt.load_state_dict(checkpoint["optimizer"])
+    if sched is not None:
+        sched.load_state_dict(checkpoint["scheduler"])
+    _train(resumed, x, y, n - checkpoint["step"])
+    for p, q in zip(straight[0].parameters(), model.parameters()):
+        assert q.dtype == p.dtype and np.array_equal(p.numpy(), q.numpy())
+
+    # the comparison is sharp: the model's weights alone do not resume the run
+    weights_only = _setup(kind, dtype, seed=1)
+    weights_only[0].load_state_dict(checkpoint["model"])
+    _train(weights_only, x, y, n - k)
+    assert not all(np.array_equal(p.numpy(), q.numpy())
+                   for p, q in zip(straight[0].parameters(), weights_only[0].parameters()))
+
+
+def test_model_and_optimizer_pickled_together_resume_bitwise(rng):
+    x, y = tg.tensor(rng.standard_normal((16, 5))), rng.integers(0, 3, 16)
+    model = nn.Sequential(nn.Linear(5, 8, dtype=np.float64), nn.ReLU(),
+                          nn.Linear(8, 3, dtype=np.float64))
+    opt = optim.Adam(model.parameters(), lr=0.01)
+    run = (model, opt, None)
+    _train(run, x, y, 3)
+    clone = pickle.loads(pickle.dumps(run))
+    assert all(id(p) in clone[1].state for p in clone[0].parameters())
+    _train(run, x, y, 3)
+    _train(clone, x, y, 3)
+    for p, q in zip(model.parameters(), clone[0].parameters()):
+        assert np.array_equal(p.numpy(), q.numpy())
 
 
 # ------------------------------------------------------------------ training

@@ -1,4 +1,5 @@
 """Runtime: threads, configuration report, memory accounting, the `info` command."""
+import os
 import subprocess
 import sys
 
@@ -61,24 +62,32 @@ def test_memory_allocated_counts_live_buffers_once():
     assert tg.memory_allocated() - base == 0
 
 
-def _env():
-    """Run the same tensorgrad as the tests import (installed wheel or a dev checkout)."""
-    import os
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(tg.__file__)))
-    return env
+def _run(args, cwd, **env):
+    """Run python with ``args`` outside the source tree (so ``-m`` imports the tensorgrad the
+    tests import: installed wheel or dev checkout), with extra environment variables."""
+    environ = dict(os.environ, **env)
+    environ["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(tg.__file__)))
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120,
+                          cwd=cwd, env=environ, check=False)
 
 
 def test_info_command_runs(tmp_path):
-    # run outside the source tree so `-m` imports the installed package
-    r = subprocess.run([sys.executable, "-m", "tensorgrad", "info"], capture_output=True,
-                       text=True, timeout=120, cwd=tmp_path, env=_env())
+    r = _run(["-m", "tensorgrad", "info"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert "openmp" in r.stdout
 
 
+def test_show_config_reports_cores_available_apart_from_omp_num_threads(tmp_path):
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    r = _run(["-c", "import tensorgrad as tg; tg.show_config()"], tmp_path,
+             OMP_NUM_THREADS=str(cores + 1))            # never the number of cores
+    assert r.returncode == 0, r.stderr
+    threads = next(line for line in r.stdout.splitlines() if line.startswith("threads"))
+    assert threads.startswith(f"threads    {cores + 1} (cores available: {cores}, "
+                              f"OMP_NUM_THREADS={cores + 1}, "), threads
+
+
 def test_unknown_command_exits_2(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "tensorgrad", "frobnicate"], capture_output=True,
-                       text=True, timeout=120, cwd=tmp_path, env=_env())
+    r = _run(["-m", "tensorgrad", "frobnicate"], tmp_path)
     assert r.returncode == 2
     assert "unknown command" in r.stderr

@@ -9,8 +9,8 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
+from tensorgrad._tensor import Tensor, _wrap, tensor
 from tensorgrad.function import no_grad
-from tensorgrad.tensor import Tensor, _wrap, tensor
 
 __all__ = ["Module", "Parameter"]
 
@@ -51,6 +51,11 @@ class Parameter(Tensor):
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
+
+    def __reduce_ex__(self, protocol):
+        # Pickles (and deep-copies) as a Parameter of the same values and requires_grad,
+        # whatever Tensor does; as in PyTorch, the gradient is not part of it.
+        return Parameter, (self._data, self._requires_grad)
 
 
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])

@@ -1,5 +1,7 @@
 """Layers and containers: Linear, activations, Sequential, ModuleList, loss modules."""
 import math
+import numbers
+import operator
 from collections import OrderedDict
 
 import numpy as np
@@ -26,6 +28,16 @@ __all__ = [
 ]
 
 
+def _int_arg(module, name, value, minimum=None):
+    """``value`` as an int, checked: an integer (numpy's too, bool excluded), >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{module}: {name} must be an integer, got {value!r} "
+                        f"({type(value).__name__})")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{module}: {name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
 class Linear(Module):
     """y = x·Wᵀ + b, with weight [out_features, in_features] and bias [out_features]
     (PyTorch's convention and shapes, so state dicts carry over), in ``dtype`` (float32 by
@@ -37,14 +49,11 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, dtype=None):
         super().__init__()
-        if int(in_features) < 0 or int(out_features) < 0:
-            raise ValueError(f"Linear: sizes must be non-negative, got in_features="
-                             f"{in_features}, out_features={out_features}")
+        self.in_features = _int_arg("Linear", "in_features", in_features, 0)
+        self.out_features = _int_arg("Linear", "out_features", out_features, 0)
         dt = np.dtype(np.float32 if dtype is None else dtype)
         if dt not in (np.float32, np.float64):
             raise TypeError(f"Linear: dtype must be float32 or float64, got {dt}")
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
         self.weight = Parameter(np.empty((self.out_features, self.in_features), dt))
         if bias:
             self.bias = Parameter(np.empty(self.out_features, dt))
@@ -99,7 +108,8 @@ class Flatten(Module):
 
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
-        self.start_dim, self.end_dim = start_dim, end_dim
+        self.start_dim = _int_arg("Flatten", "start_dim", start_dim)
+        self.end_dim = _int_arg("Flatten", "end_dim", end_dim)
 
     def forward(self, x):
         return flatten(x, self.start_dim, self.end_dim)
@@ -109,9 +119,11 @@ class Flatten(Module):
 
 
 class Softmax(Module):
+    """F.softmax over dimension ``dim`` as a module."""
+
     def __init__(self, dim=-1):
         super().__init__()
-        self.dim = dim
+        self.dim = _int_arg(type(self).__name__, "dim", dim)
 
     def forward(self, x):
         return F.softmax(x, self.dim)
@@ -121,6 +133,8 @@ class Softmax(Module):
 
 
 class LogSoftmax(Softmax):
+    """F.log_softmax over dimension ``dim`` as a module."""
+
     def forward(self, x):
         return F.log_softmax(x, self.dim)
 
@@ -156,7 +170,11 @@ class Sequential(Module):
         if isinstance(idx, slice):
             return Sequential(OrderedDict(mods[idx]))
         n = len(mods)
-        i = int(idx)
+        try:
+            i = operator.index(idx)
+        except TypeError:
+            raise TypeError(f"Sequential: indices must be integers or slices, got "
+                            f"{type(idx).__name__}") from None
         if not -n <= i < n:
             raise IndexError(f"Sequential: index {idx} out of range for {n} modules")
         return mods[i % n][1]

@@ -1,5 +1,6 @@
 """Adam and AdamW (torch.optim.Adam / AdamW formulas, amsgrad=False)."""
 import numbers
+from types import MappingProxyType
 
 import numpy as np
 
@@ -19,6 +20,7 @@ class Adam(Optimizer):
     Each parameter is updated in place by one fused kernel pass over p, g, m and v.
     """
     _decoupled = False
+    _state_spec = MappingProxyType({"step": "count", "exp_avg": "array", "exp_avg_sq": "array"})
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps,

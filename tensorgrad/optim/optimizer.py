@@ -1,9 +1,10 @@
 """Optimizer base class: parameter groups, zero_grad, state_dict (as torch.optim.Optimizer)."""
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 
-from tensorgrad.tensor import Tensor, _wrap
+from tensorgrad._tensor import Tensor, _wrap
 
 __all__ = ["Optimizer"]
 
@@ -15,6 +16,11 @@ class Optimizer:
     ``params`` is an iterable of Tensors, or of dicts that each define a group with its own
     hyper-parameters, e.g. ``[{"params": a}, {"params": b, "lr": 1e-3}]``.
     """
+
+    # What a subclass keeps per parameter: name -> "array" (shaped like the parameter) or
+    # "count" (an int >= 0); load_state_dict checks a loaded state against it. None accepts
+    # any names (arrays must still match the parameter's shape).
+    _state_spec = None
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
@@ -94,6 +100,15 @@ class Optimizer:
 
     # -- serialisation (parameters are referred to by their position, as in PyTorch) -------
     def state_dict(self):
+        """The optimizer's state as plain data, which ``tg.save`` can write::
+
+            {"state": {index: {name: value}},       # per parameter, e.g. "exp_avg", "step"
+             "param_groups": [{"lr": ..., ..., "params": [index, ...]}]}
+
+        Parameters are numbered by position across the groups, so the dict loads into an
+        optimizer built over the same parameters in the same order. State arrays are copies,
+        as Tensors; counters stay ints.
+        """
         index = {}
         groups = []
         for g in self.param_groups:
@@ -102,36 +117,111 @@ class Optimizer:
                 index[id(p)] = len(index)
                 ids.append(index[id(p)])
             groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": ids})
-        state = {index[k]: {n: (v.copy() if isinstance(v, np.ndarray) else v)
+        state = {index[k]: {n: (_wrap(v.copy()) if isinstance(v, np.ndarray) else v)
                             for n, v in st.items()}
                  for k, st in self.state.items() if k in index}
-        return {"state": state, "param_groups": groups}
+        return {"state": dict(sorted(state.items())), "param_groups": groups}
 
     def load_state_dict(self, state_dict):
-        groups = state_dict["param_groups"]
+        """Restore a state from ``state_dict()`` (or from ``tg.load`` of a saved one).
+
+        This optimizer must have the same number of parameter groups, parameters per group
+        and parameter shapes as the one that was saved; the hyper-parameters of each group
+        (lr, betas, momentum ...) are replaced by the saved ones. Everything is checked
+        before anything changes: on an error the optimizer is left as it was.
+        """
+        who = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"{who}: expected the dict of Optimizer.state_dict(), got "
+                            f"{type(state_dict).__name__}")
+        if "state" not in state_dict or "param_groups" not in state_dict:
+            raise ValueError(f"{who}: the dict lacks 'state' and 'param_groups', so it is not "
+                             f"an optimizer's state dict (a model's?)")
+        groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        if not (isinstance(groups, (list, tuple))
+                and all(isinstance(g, Mapping) for g in groups)):
+            raise TypeError(f"{who}: 'param_groups' must be a list of dicts")
+        if not isinstance(saved_state, Mapping):
+            raise TypeError(f"{who}: 'state' must be a dict, got {type(saved_state).__name__}")
         if len(groups) != len(self.param_groups):
-            raise ValueError(f"load_state_dict: {len(groups)} parameter groups in the state "
-                             f"dict, the optimizer has {len(self.param_groups)}")
-        params = []
-        for mine, theirs in zip(self.param_groups, groups):
-            if len(mine["params"]) != len(theirs["params"]):
-                raise ValueError("load_state_dict: a parameter group has a different number "
-                                 "of parameters than the state dict")
-            params.extend(mine["params"])
-        self.state = {}
-        for i, st in state_dict["state"].items():
-            p = params[int(i)]
-            new = {}
-            for n, v in st.items():
-                if isinstance(v, np.ndarray):
-                    if v.shape != p.shape:
-                        raise ValueError(f"load_state_dict: state '{n}' of parameter {i} has "
-                                         f"shape {v.shape}, the parameter {tuple(p.shape)}")
-                    v = np.array(v, dtype=p._data.dtype, order="C")
-                new[n] = v
-            self.state[id(p)] = new
-        for mine, theirs in zip(self.param_groups, groups):
-            mine.update({k: v for k, v in theirs.items() if k != "params"})
+            raise ValueError(f"{who}: the state dict has {len(groups)} parameter group(s), "
+                             f"this optimizer has {len(self.param_groups)}")
+        by_index = {}
+        new_groups = []
+        for i, (mine, theirs) in enumerate(zip(self.param_groups, groups)):
+            ids = theirs.get("params")
+            if not isinstance(ids, (list, tuple)):
+                raise TypeError(f"{who}: parameter group {i} has no 'params' list")
+            if len(ids) != len(mine["params"]):
+                raise ValueError(f"{who}: parameter group {i} has {len(ids)} parameter(s) in "
+                                 f"the state dict, {len(mine['params'])} in this optimizer")
+            missing = [k for k in self.defaults if k not in theirs]
+            if missing:
+                raise ValueError(f"{who}: parameter group {i} lacks "
+                                 f"{', '.join(map(repr, missing))} (is it the state of "
+                                 f"another kind of optimizer?)")
+            by_index.update(zip(ids, mine["params"]))
+            new = {k: v for k, v in theirs.items() if k != "params"}
+            new["params"] = mine["params"]
+            self._validate(new)
+            new_groups.append(new)
+        state = {}
+        for i, st in saved_state.items():
+            p = by_index.get(i)
+            if p is None:
+                raise ValueError(f"{who}: the state dict has state for parameter {i!r}, "
+                                 f"which no parameter group lists")
+            state[id(p)] = self._load_param_state(who, i, st, p)
+        self.state = state
+        for mine, new in zip(self.param_groups, new_groups):
+            mine.clear()
+            mine.update(new)
+
+    def _load_param_state(self, who, i, st, p):
+        """A checked copy of one parameter's loaded state, arrays in the parameter's dtype."""
+        where = f"{who}: state of parameter {i}"
+        if not isinstance(st, Mapping):
+            raise TypeError(f"{where} is a {type(st).__name__}, not a dict")
+        spec = self._state_spec
+        if spec is not None and set(st) != set(spec):
+            raise ValueError(f"{where} has entries {sorted(map(str, st))}; "
+                             f"{type(self).__name__} keeps {sorted(spec)}")
+        new = {}
+        for n, v in st.items():
+            is_array = isinstance(v, (Tensor, np.ndarray))
+            kind = spec[n] if spec is not None else "array" if is_array else None
+            if kind == "array":
+                if not is_array:
+                    raise TypeError(f"{where}: '{n}' must be a Tensor, got {type(v).__name__}")
+                arr = v._data if isinstance(v, Tensor) else v
+                if arr.dtype.kind != "f":
+                    raise TypeError(f"{where}: '{n}' must be a float Tensor, got dtype "
+                                    f"{arr.dtype}")
+                if arr.shape != p.shape:
+                    raise ValueError(f"{where}: '{n}' has shape {tuple(arr.shape)}, the "
+                                     f"parameter has shape {tuple(p.shape)}")
+                v = np.array(arr, dtype=p._data.dtype, order="C")
+            elif kind == "count":
+                if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                    raise TypeError(f"{where}: '{n}' must be an int, got {v!r}")
+                if v < 0:
+                    raise ValueError(f"{where}: '{n}' must be >= 0, got {v}")
+                v = int(v)
+            new[n] = v
+        return new
+
+    # -- pickling: ``state`` is keyed by id(param), which unpickled parameters do not keep,
+    # so it travels keyed by the parameter's position in the groups
+    def __getstate__(self):
+        params = [p for g in self.param_groups for p in g["params"]]
+        d = dict(self.__dict__)
+        d["state"] = {i: self.state[id(p)] for i, p in enumerate(params) if id(p) in self.state}
+        return d
+
+    def __setstate__(self, d):
+        params = [p for g in d["param_groups"] for p in g["params"]]
+        d["state"] = {id(params[i]): st for i, st in d["state"].items()}
+        self.__dict__.update(d)
 
     def __repr__(self):
         lines = [type(self).__name__ + " ("]

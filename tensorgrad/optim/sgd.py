@@ -1,4 +1,6 @@
 """SGD with momentum, dampening, Nesterov and weight decay (torch.optim.SGD's formulas)."""
+from types import MappingProxyType
+
 import numpy as np
 
 from tensorgrad._kernels import optim as OK
@@ -18,6 +20,7 @@ class SGD(Optimizer):
 
     Each parameter is updated in place by one fused kernel pass (p, g and buf read once).
     """
+    _state_spec = MappingProxyType({"momentum_buffer": "array"})
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
                  nesterov=False):
