@@ -2,7 +2,9 @@
 import gzip
 import os
 import pickle
+import re
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -267,13 +269,78 @@ def test_load_npz_errors(tmp_path):
     with pytest.raises(ValueError, match="3 samples but 2 labels"):
         data.load_npz(str(tmp_path / "len.npz"))
     np.savez(tmp_path / "obj.npz", X=np.array([{"a": 1}, None], dtype=object), y=np.zeros(2))
-    with pytest.raises(ValueError, match="cannot read"):
+    with pytest.raises(ValueError, match=r"obj.npz: array 'X' holds Python objects \(dtype "
+                                         r"object\); only numeric arrays are read"):
         data.load_npz(str(tmp_path / "obj.npz"))
-    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 definitely not a zip")
-    with pytest.raises(ValueError, match="not a readable .npz"):
-        data.load_npz(str(tmp_path / "junk.npz"))
     with pytest.raises(FileNotFoundError):
         data.load_npz(str(tmp_path / "missing.npz"))
+
+
+def _zip_of_text(path):
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("notes.txt", "hello")
+
+
+def _single_npy(path):
+    with open(path, "wb") as f:  # np.save would add .npy to the name
+        np.save(f, np.zeros(3))
+
+
+def _truncated(path):
+    np.savez(path, X=np.zeros((50, 4)), y=np.zeros(50, np.int64))
+    path.write_bytes(path.read_bytes()[:700])
+
+
+@pytest.mark.parametrize(("make", "reason"), [
+    (lambda p: p.write_bytes(np.random.default_rng(0).bytes(3000)),
+     r"is not a valid .npz file \(an .npz file is a zip archive of .npy arrays\)"),
+    (lambda p: p.write_text("X,y\n1,0\n"), "is not a valid .npz file"),
+    (lambda p: p.write_bytes(b"PK\x03\x04 definitely not a zip"),
+     "is not a valid .npz file \\(File is not a zip file\\)"),
+    (_truncated, "is not a valid .npz file"),
+    (_zip_of_text, "is not a valid .npz file: its member 'notes.txt' is not a .npy array"),
+    (_single_npy, "is a single .npy array, not an .npz archive"),
+])
+def test_load_npz_names_a_file_that_is_not_an_npz(tmp_path, make, reason):
+    path = tmp_path / "data.npz"
+    make(path)
+    with pytest.raises(ValueError, match=f"^load_npz: {re.escape(str(path))} {reason}") as e:
+        data.load_npz(str(path))
+    assert "pickle" not in str(e.value)  # never advise loading the file unsafely
+
+
+def test_check_finite():
+    X = np.arange(12, dtype=np.float64).reshape(4, 3)
+    assert data.check_finite(X, "X") is X
+    t = tg.tensor([1, 2])
+    assert data.check_finite(t) is t  # integers are always finite
+    X[2, 1], X[3, 0], X[3, 2] = np.nan, np.inf, np.nan
+    with pytest.raises(ValueError, match=r"^X contains 2 NaN and 1 inf values; the first is "
+                                         r"at row 2, column 1$"):
+        data.check_finite(X, "X")
+    with pytest.raises(ValueError, match=r"^array contains 1 inf value; the first is at "
+                                         r"index 1$"):
+        data.check_finite(tg.tensor([0.0, -np.inf, 1.0]))
+    with pytest.raises(ValueError, match=r"contains 1 NaN value; the first is at index "
+                                         r"\(1, 0, 2\)$"):
+        data.check_finite(np.where(np.arange(12).reshape(2, 2, 3) == 8, np.nan, 0.0), "images")
+
+
+def test_load_npz_and_load_path_ensure_finite(tmp_path):
+    X = np.zeros((6, 2), np.float32)
+    X[4, 1] = np.nan
+    path = str(tmp_path / "d.npz")
+    np.savez(path, X=X, y=np.arange(6) % 2)
+    assert np.isnan(data.load_npz(path)[0].numpy()).sum() == 1  # kept unless asked
+    for load in (data.load_npz, data.load_path):
+        with pytest.raises(ValueError, match=re.escape(
+                f"load_npz({path}): array 'X' contains 1 NaN value; the first is at row 4, "
+                "column 1")):
+            load(path, ensure_finite=True)
+    np.savez(path, x_train=np.zeros((4, 2)), y_train=np.arange(4), x_test=X,
+             y_test=np.arange(6))
+    with pytest.raises(ValueError, match="array 'x_test' contains 1 NaN"):
+        data.load_path(path, ensure_finite=True)
 
 
 # ----------------------------------------------------------------------------- load_path

@@ -139,7 +139,7 @@ def autograd_engine(name):
 
 def need_sklearn():
     try:
-        import sklearn  # noqa: F401
+        import sklearn
     except ImportError as e:
         raise Skip(f"scikit-learn is not installed ({e})") from None
     return importlib.import_module("sklearn")

@@ -6,6 +6,7 @@ import sys
 from importlib import metadata
 
 from tensorgrad.benchmarks.base import ENGINE_LABELS, ENGINES
+from tensorgrad.cli._common import atomic_output
 
 __all__ = ["format_time", "machine_info", "markdown", "write_all", "write_json", "write_png"]
 
@@ -34,11 +35,8 @@ def _version(dist):
 def machine_info():
     """CPU, cores, OS, library versions, OpenMP and BLAS (without importing torch)."""
     import tensorgrad as tg
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:
-        available = os.cpu_count()
-    info = {"cpu": _cpu_model(), "cores": os.cpu_count(), "cores_available": available,
+    from tensorgrad._runtime import cores_available
+    info = {"cpu": _cpu_model(), "cores": os.cpu_count(), "cores_available": cores_available(),
             "os": platform.platform(), "python": sys.version.split()[0],
             "tensorgrad": tg.__version__}
     for name, dist in (("numpy", "numpy"), ("scipy", "scipy"), ("torch", "torch"),
@@ -289,20 +287,24 @@ def write_png(path, rows, settings):
 
 def write_all(out_dir, rows, info, command, settings, plot=True):
     """Write results.md, results.json and (when matplotlib is there) results.png into
-    ``out_dir``; returns (markdown text, list of written paths, list of messages)."""
+    ``out_dir``, made if needed; returns (markdown text, list of written paths, list of
+    messages). Each file is written under a temporary name and renamed into place, so an
+    interrupted run never leaves a truncated file."""
     os.makedirs(out_dir, exist_ok=True)
     text = markdown(rows, info, command, settings)
     paths, messages = [], []
     md = os.path.join(out_dir, "results.md")
-    with open(md, "w") as f:
+    with atomic_output(md) as tmp, open(tmp, "w") as f:
         f.write(text)
     paths.append(md)
     js = os.path.join(out_dir, "results.json")
-    write_json(js, rows, info, command, settings)
+    with atomic_output(js) as tmp:
+        write_json(tmp, rows, info, command, settings)
     paths.append(js)
     if plot:
         png = os.path.join(out_dir, "results.png")
-        why = write_png(png, rows, settings)
+        with atomic_output(png) as tmp:
+            why = write_png(tmp, rows, settings)
         if why:
             messages.append(why)
         else:

@@ -1,33 +1,44 @@
-"""``python -m tensorgrad bench``: tensorgrad against numpy, PyTorch and scikit-learn.
+"""``tensorgrad bench``: tensorgrad against numpy, PyTorch and scikit-learn.
 
 Runs the workloads of ``tensorgrad.benchmarks`` (the same registry as the pytest-benchmark
 suite in ``bench/``), prints a table of times and speed ratios with the machine it ran on,
-and writes results.md, results.json and results.png to ``--out``. Exit code 0 when every
-tensorgrad result matched the other engines, 1 when one was WRONG or failed, 2 for bad
-options.
+and writes results.md, results.json and results.png to ``--out`` (each written to a
+temporary file and renamed into place). PyTorch and scikit-learn are optional: an engine
+whose library is not installed is left out of the tables, with a note on stderr. The
+progress bar is drawn only when stderr is a terminal.
+
+Exit code 0 when every tensorgrad result matched the other engines, 1 when one was WRONG or
+failed, 2 for bad options or an ``--out`` folder that cannot be written (one line on
+stderr, before anything runs); ``--threads`` above the available cores prints a warning.
 """
 import argparse
+import importlib.util
 import shlex
 import sys
 import time
 
+from tensorgrad.cli._common import (
+    ArgumentParser,
+    UsageError,
+    check_output_folder,
+    error,
+    note,
+    warn_oversubscription,
+)
+
 __all__ = ["main"]
 
-
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise _UsageError(message)
+# Engines whose library may be missing: engine -> (module, what to install).
+OPTIONAL_ENGINES = {"torch": ("torch", "pip install 'tensorgrad[bench]'"),
+                    "sklearn": ("sklearn", "pip install scikit-learn")}
 
 
 def _threads(text):
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or a list like 1,2, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected N or a list like 1,2, got {text!r}") \
+            from None
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"thread counts must be >= 1, got {text!r}")
     return list(dict.fromkeys(values))
@@ -37,17 +48,19 @@ def _positive(text):
     try:
         v = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") \
+            from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return v
 
 
-def _parser():
-    p = _Parser(prog="python -m tensorgrad bench",
-                description="Time tensorgrad against numpy (hand-written flat backward), "
-                            "PyTorch eager and scikit-learn on the same inputs and threads, "
-                            "checking that every engine computes the same results.")
+def _parser(prog):
+    p = ArgumentParser(prog=prog,
+                       description="Time tensorgrad against numpy (hand-written flat "
+                                   "backward), PyTorch eager and scikit-learn on the same "
+                                   "inputs and threads, checking that every engine computes "
+                                   "the same results.")
     p.add_argument("--quick", action="store_true",
                    help="smaller sizes and fewer repetitions (a few minutes at most)")
     p.add_argument("--threads", type=_threads, default=None, metavar="N[,N...]",
@@ -63,66 +76,84 @@ def _parser():
     p.add_argument("--warmup", type=_positive, default=None, metavar="W",
                    help="untimed warm-up calls per case (default 2, --quick 1)")
     p.add_argument("--engines", default="tensorgrad,numpy,torch,sklearn", metavar="LIST",
-                   help="comma-separated engines to run (tensorgrad is always included)")
+                   help="comma-separated engines to run (tensorgrad is always included; "
+                        "torch and sklearn only when installed)")
     p.add_argument("--no-plot", action="store_true", help="do not write results.png")
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
     return p
 
 
-def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _parser()
-    try:
-        args = parser.parse_args(argv)
-    except _UsageError as e:
-        print(f"tensorgrad bench: {e}", file=sys.stderr)
-        return 2
-    except SystemExit as e:          # --help
-        return int(e.code or 0)
+def _engines(text, prog):
+    """The engines to run, tensorgrad first; optional ones that are not installed are
+    dropped with a note. Raises UsageError for an unknown name."""
+    from tensorgrad.benchmarks import ENGINES
 
-    import tensorgrad as tg
-    from tensorgrad.benchmarks import ENGINES, registry, report, runner
-
-    if args.list:
-        for w in registry.WORKLOADS.values():
-            p = w.sizes(args.quick)
-            print(f"{w.name:20s} {w.group:12s} {w.size(p):42s} {', '.join(w.impls)}")
-        return 0
-    try:
-        workloads = registry.select(args.only)
-    except ValueError as e:
-        print(f"tensorgrad bench: {e}", file=sys.stderr)
-        return 2
-    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    engines = [e.strip() for e in text.split(",") if e.strip()]
     unknown = [e for e in engines if e not in ENGINES]
     if unknown:
-        print(f"tensorgrad bench: unknown engine(s) {', '.join(unknown)}; choose from "
-              f"{', '.join(ENGINES)}", file=sys.stderr)
-        return 2
-    engines = ["tensorgrad"] + [e for e in engines if e != "tensorgrad"]
+        raise UsageError(f"--engines: unknown engine(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(ENGINES)}")
+    chosen = ["tensorgrad"]
+    for engine in dict.fromkeys(engines):
+        module, install = OPTIONAL_ENGINES.get(engine, (None, None))
+        if module is not None and importlib.util.find_spec(module) is None:
+            note(prog, f"{module} is not installed, so the {engine} columns are skipped "
+                       f"({install})")
+        elif engine != "tensorgrad":
+            chosen.append(engine)
+    return chosen
+
+
+def main(argv=None, prog="tensorgrad bench"):
+    """Run ``bench`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = _parser(prog).parse_args(argv)
+        import tensorgrad as tg
+        from tensorgrad.benchmarks import registry, report, runner
+
+        if args.list:
+            for w in registry.WORKLOADS.values():
+                p = w.sizes(args.quick)
+                print(f"{w.name:20s} {w.group:12s} {w.size(p):42s} {', '.join(w.impls)}")
+            return 0
+        workloads = registry.select(args.only)
+        engines = _engines(args.engines, prog)
+        check_output_folder(args.out, "--out")
+    except SystemExit as e:  # --help
+        return e.code if isinstance(e.code, int) else 0
+    except (UsageError, ValueError) as e:
+        return error(prog, e)
     threads = args.threads or [tg.get_num_threads()]
+    for n in threads:
+        warn_oversubscription(prog, n, "the benchmarks")
     settings = {"quick": args.quick, "threads": threads,
                 "repeat": args.repeat or (3 if args.quick else 5),
                 "warmup": args.warmup or (1 if args.quick else 2),
                 "min_time": 0.02 if args.quick else 0.05, "engines": engines,
                 "workloads": [w.name for w in workloads]}
+    # the reproducible form of the command, whichever way it was started
     command = "python -m tensorgrad bench" + (" " + shlex.join(argv) if argv else "")
 
     start = time.perf_counter()
-    rows = runner.run(workloads, quick=args.quick, threads=threads,
-                      repeat=settings["repeat"], warmup=settings["warmup"], engines=engines,
-                      min_time=settings["min_time"])
+    try:
+        rows = runner.run(workloads, quick=args.quick, threads=threads,
+                          repeat=settings["repeat"], warmup=settings["warmup"],
+                          engines=engines, min_time=settings["min_time"],
+                          progress=sys.stderr.isatty())
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
     settings["wall_seconds"] = round(time.perf_counter() - start, 1)
     info = report.machine_info()
     text, paths, messages = report.write_all(args.out, rows, info, command, settings,
                                              plot=not args.no_plot)
     print(text)
     for msg in messages:
-        print(f"tensorgrad bench: {msg}", file=sys.stderr)
-    print(f"wrote {', '.join(paths)} "
-          f"({settings['wall_seconds']} s)", file=sys.stderr)
+        note(prog, msg)
+    print(f"{prog}: wrote {', '.join(paths)} ({settings['wall_seconds']} s)", file=sys.stderr)
     bad = [r for r in rows if r.status in ("WRONG", "error")]
     for r in bad:
-        print(f"tensorgrad bench: {r.status}: {r.workload} ({r.threads} threads): {r.reason}",
+        print(f"{prog}: {r.status}: {r.workload} ({r.threads} threads): {r.reason}",
               file=sys.stderr)
     return 1 if bad else 0

@@ -8,26 +8,39 @@ Models (``--model``):
   multiclass hinge loss plus ``reg``·ΣW², same optimiser;
 - ``knn``: k-nearest neighbours, k chosen by cross-validation on the training split.
 
-The gradient-trained models use mini-batch SGD with momentum 0.9; the learning rate drops
-10x after two thirds of the epochs (``tg.optim.lr_scheduler.StepLR``).
+The gradient-trained models use mini-batch SGD (momentum 0.9 by default); the learning
+rate drops 10x after two thirds of the epochs (``tg.optim.lr_scheduler.StepLR``).
 
-Data: the bundled digits set (scikit-learn's copy) by default, or ``--data PATH`` (an .npz file, a folder of MNIST
-IDX files or a CIFAR-10 folder; see ``tg.data.load_path``). Samples are split
-train/validation/test 70/10/20 (stratified; the split has its own ``--split-seed`` so every
-model and ``--seed`` is scored on the same test set); a file that ships its own test split keeps it
-and 10% of its training part becomes the validation set. For the gradient-trained models
-the features are standardised with the training split's mean and standard deviation
-(floored at a quarter of its average, so nearly constant features do not explode).
+Data: the bundled digits set (scikit-learn's copy) by default, or ``--data PATH`` (an .npz
+file, a folder of MNIST IDX files or a CIFAR-10 folder; see ``tg.data.load_path``). Samples
+are split train/validation/test 70/10/20 (stratified; the split has its own ``--split-seed``
+so every model and ``--seed`` is scored on the same test set); a file that ships its own test
+split keeps it and 10% of its training part becomes the validation set. For the
+gradient-trained models the features are standardised with the training split's mean and
+standard deviation (floored at a quarter of its average, so nearly constant features do not
+explode).
 
-Output: a header, then (unless ``--quiet``) one tqdm bar per epoch on stderr (or one line
-per epoch on stdout with ``--no-progress``), then train/validation/test accuracy and a last
-line with the wall time. With the same ``--seed`` and thread count every line but the last
-is identical between runs.
+Options that do not apply to the chosen model (``--hidden`` for a linear model, the SGD
+options for ``knn``, ``--ks``/``--folds`` for the others) are usage errors, not ignored.
+
+Output: a header, then (unless ``--quiet``) the progress of each epoch on stderr: a tqdm bar
+when stderr is a terminal, else one plain line per epoch (logs stay free of carriage
+returns); ``--no-progress`` prints those lines on stdout instead. Then train/validation/test
+accuracy and a last line with the wall time. With the same ``--seed`` and thread count every
+line but the last is identical between runs.
+
+Errors: a bad option, a bad or unreadable ``--data`` file, features holding NaN or infinity
+(the array, how many, the first position) or a ``--save``/``--plot`` path that cannot be
+written are reported as one line on stderr with exit code 2, before any training.
+``--threads`` above the available cores prints a warning and runs as asked. A loss that
+diverges stops training with exit code 1.
 
 ``--save PATH`` writes the model's ``state_dict`` with ``tg.save``; the standardisation is
 folded into the first layer (W' = W / σ, b' = b − W'·μ), so the saved model takes the raw
 features that ``tg.data`` returns. For ``knn`` it stores the training data and k
-(``fit_X``, ``fit_y``, ``n_neighbors``).
+(``fit_X``, ``fit_y``, ``n_neighbors``). ``--save`` and ``--plot`` files are written to a
+temporary file renamed onto the name (``tg.save`` does so itself), so they are never left
+half-written.
 """
 import argparse
 import os
@@ -37,8 +50,17 @@ import time
 import numpy as np
 
 import tensorgrad as tg
+from tensorgrad.cli._common import (
+    ArgumentParser,
+    UsageError,
+    atomic_output,
+    check_output_file,
+    error,
+    one_line,
+    os_error,
+    warn_oversubscription,
+)
 
-PROG = "tensorgrad train"
 MODELS = ("mlp", "softmax", "svm", "knn")
 VAL_FRACTION, TEST_FRACTION = 0.1, 0.2
 # The split is fixed independently of --seed so that every model and every --seed is scored
@@ -47,24 +69,22 @@ VAL_FRACTION, TEST_FRACTION = 0.1, 0.2
 # the hardest test sets (scikit-learn's MLPClassifier also stays below 97% on seed 0).
 SPLIT_SEED = 1
 EVAL_CHUNK = 8192  # rows per forward pass when scoring a whole split
-
-# Tuned on digits by mean validation/test accuracy over split seeds 0..9.
-DEFAULTS = {
-    "mlp": {"epochs": 30, "lr": 0.1, "reg": 3e-3, "hidden": 256, "batch_size": 64},
-    "softmax": {"epochs": 30, "lr": 0.05, "reg": 1e-3, "hidden": None, "batch_size": 64},
-    "svm": {"epochs": 30, "lr": 0.002, "reg": 1e-3, "hidden": None, "batch_size": 32},
-    "knn": {"epochs": None, "lr": None, "reg": None, "hidden": None, "batch_size": None},
-}
 DEFAULT_KS = (1, 3, 5, 7, 9)
 
+# The options each model takes, with their defaults (tuned on digits by mean validation/test
+# accuracy over split seeds 0..9); giving any other model option is a usage error.
+_SGD = {"momentum": 0.9, "seed": 0}
+DEFAULTS = {
+    "mlp": {"epochs": 30, "lr": 0.1, "reg": 3e-3, "hidden": 256, "batch_size": 64, **_SGD},
+    "softmax": {"epochs": 30, "lr": 0.05, "reg": 1e-3, "batch_size": 64, **_SGD},
+    "svm": {"epochs": 30, "lr": 0.002, "reg": 1e-3, "batch_size": 32, **_SGD},
+    "knn": {"ks": DEFAULT_KS, "folds": 5},
+}
+MODEL_OPTIONS = ("epochs", "lr", "reg", "hidden", "batch_size", "momentum", "seed", "ks", "folds")
 
-class UsageError(Exception):
-    """A bad option or bad data: reported as one line, exit code 2."""
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(message)
+class _Diverged(Exception):
+    """The training loss became NaN or infinite."""
 
 
 def _typed(kind, check, wording):
@@ -83,6 +103,7 @@ _pos_int = _typed(int, lambda v: v >= 1, "a positive integer")
 _pos_float = _typed(float, lambda v: v > 0 and np.isfinite(v), "a positive number")
 _nonneg_float = _typed(float, lambda v: v >= 0 and np.isfinite(v), "a number >= 0")
 _momentum = _typed(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+_seed = _typed(int, lambda v: v >= 0, "an integer >= 0")
 
 
 def _ks(text):
@@ -96,76 +117,110 @@ def _ks(text):
     return ks
 
 
-def build_parser():
-    """The argument parser of ``train`` (errors raise ``UsageError`` instead of exiting)."""
-    def default(option):
-        return ", ".join(f"{m} {DEFAULTS[m][option]:g}" for m in MODELS[:3]
-                         if DEFAULTS[m][option] is not None)
+def _flag(dest):
+    return "--" + dest.replace("_", "-")
 
-    p = _Parser(prog=PROG, description="Train a classifier on digits (default) or --data and "
-                "print train/validation/test accuracy.")
+
+def build_parser(prog="tensorgrad train"):
+    """The argument parser of ``train`` (errors raise ``UsageError`` instead of exiting).
+
+    The model options default to None, so that giving one the model does not take can be
+    told from leaving it out; ``main`` fills in the model's defaults (``DEFAULTS``)."""
+    def default(option):
+        return ", ".join(f"{m} {d[option]:g}" for m, d in DEFAULTS.items() if option in d)
+
+    p = ArgumentParser(prog=prog, description="Train a classifier on digits (default) or "
+                       "--data and print train/validation/test accuracy.")
     p.add_argument("--model", choices=MODELS, default="mlp",
                    help="mlp (two-layer ReLU net, default), softmax, svm (linear) or knn")
     p.add_argument("--data", metavar="PATH",
                    help="an .npz file (X, y), a folder of MNIST IDX files or a CIFAR-10 "
                         "folder (default: the bundled digits set)")
-    p.add_argument("--epochs", type=_pos_int, help=f"passes over the data ({default('epochs')})")
-    p.add_argument("--lr", type=_pos_float, help=f"SGD learning rate ({default('lr')})")
-    p.add_argument("--reg", type=_nonneg_float,
-                   help=f"L2 strength: loss += reg * sum(W**2) ({default('reg')})")
-    p.add_argument("--hidden", type=_pos_int, help=f"mlp hidden units ({default('hidden')})")
-    p.add_argument("--batch-size", type=_pos_int,
-                   help=f"mini-batch size ({default('batch_size')})")
-    p.add_argument("--momentum", type=_momentum, default=0.9, help="SGD momentum (0.9)")
-    p.add_argument("--ks", type=_ks, default=list(DEFAULT_KS),
-                   help="knn: comma-separated candidate k values (1,3,5,7,9)")
-    p.add_argument("--folds", type=_typed(int, lambda v: v >= 2, "an integer >= 2"), default=5,
-                   help="knn: cross-validation folds (5)")
-    seed = _typed(int, lambda v: v >= 0, "an integer >= 0")
-    p.add_argument("--seed", type=seed, default=0,
-                   help="seed for initialisation and shuffling (0)")
-    p.add_argument("--split-seed", type=seed, default=SPLIT_SEED,
+    p.add_argument("--split-seed", type=_seed, default=SPLIT_SEED,
                    help=f"seed of the train/validation/test split ({SPLIT_SEED})")
     p.add_argument("--threads", type=_pos_int,
                    help="OpenMP/BLAS threads (default: all cores; 1 for models so small that "
                         "threads only add synchronisation, such as the digits defaults)")
     p.add_argument("--save", metavar="PATH", help="write the trained model with tg.save")
     p.add_argument("--plot", metavar="PATH",
-                   help="write a PNG of the loss/accuracy curves (needs matplotlib)")
+                   help="write the loss/accuracy curves as an image, PNG or another format "
+                        "by the extension (needs matplotlib)")
     p.add_argument("--quiet", action="store_true", help="print only the results")
     p.add_argument("--no-progress", action="store_true",
-                   help="no progress bars; print one line per epoch instead")
+                   help="no progress on stderr; print one line per epoch on stdout instead")
+    sgd = p.add_argument_group("mlp, softmax and svm (SGD) options")
+    sgd.add_argument("--epochs", type=_pos_int,
+                     help=f"passes over the data ({default('epochs')})")
+    sgd.add_argument("--lr", type=_pos_float, help=f"SGD learning rate ({default('lr')})")
+    sgd.add_argument("--reg", type=_nonneg_float,
+                     help=f"L2 strength: loss += reg * sum(W**2) ({default('reg')})")
+    sgd.add_argument("--hidden", type=_pos_int,
+                     help=f"hidden units, mlp only ({default('hidden')})")
+    sgd.add_argument("--batch-size", type=_pos_int,
+                     help=f"mini-batch size ({default('batch_size')})")
+    sgd.add_argument("--momentum", type=_momentum,
+                     help=f"SGD momentum ({_SGD['momentum']:g})")
+    sgd.add_argument("--seed", type=_seed,
+                     help=f"seed for initialisation and shuffling ({_SGD['seed']})")
+    knn = p.add_argument_group("knn options")
+    knn.add_argument("--ks", type=_ks, metavar="K[,K...]",
+                     help="candidate k values, comma-separated "
+                          f"({','.join(map(str, DEFAULT_KS))})")
+    knn.add_argument("--folds", type=_typed(int, lambda v: v >= 2, "an integer >= 2"),
+                     help=f"cross-validation folds ({DEFAULTS['knn']['folds']})")
     return p
 
 
-def main(argv=None):
-    """Run ``train`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+def main(argv=None, prog="tensorgrad train"):
+    """Run ``train`` with ``argv`` (default ``sys.argv[1:]``); return the exit code.
+
+    ``prog`` names the command in usage and messages (``python -m tensorgrad train`` when
+    run that way)."""
     try:
-        args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
-        for option in ("epochs", "lr", "reg", "hidden", "batch_size"):
-            if getattr(args, option) is None:
-                setattr(args, option, DEFAULTS[args.model][option])
+        args = build_parser(prog).parse_args(sys.argv[1:] if argv is None else list(argv))
+        _apply_model_defaults(args)
         _check_outputs(args)
         if args.threads is not None:
+            warn_oversubscription(prog, args.threads, "training")
             tg.set_num_threads(args.threads)
         t0 = time.perf_counter()
         splits, name = _load(args)
+        if args.model == "knn":
+            _check_knn(args, len(splits[0][1]))
         if args.threads is None:
             tg.set_num_threads(_auto_threads(args, splits[0][0].shape))
     except SystemExit as e:  # --help
         return e.code if isinstance(e.code, int) else 0
-    except (UsageError, OSError, ValueError, ImportError) as e:
-        message = " ".join(str(e).split())
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        return 2
+    except OSError as e:  # an unreadable --data file
+        return error(prog, os_error(e))
+    except (UsageError, ValueError) as e:
+        return error(prog, e)
     try:
         return _run(args, splits, name, t0)
+    except OSError as e:  # writing --save/--plot failed after all (disk full...)
+        return error(prog, os_error(e))
+    except _Diverged as e:
+        print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
 
 
 # ----------------------------------------------------------------------------- setup
+
+def _apply_model_defaults(args):
+    """Refuse model options the model does not take; fill in the defaults of the others."""
+    takes = DEFAULTS[args.model]
+    for option in MODEL_OPTIONS:
+        value = getattr(args, option)
+        if option not in takes and value is not None:
+            accepted = " ".join(_flag(o) for o in takes)
+            raise UsageError(f"{_flag(option)} does not apply to --model {args.model} "
+                             f"(its options: {accepted})")
+        if option in takes and value is None:
+            setattr(args, option, takes[option])
+
 
 # Below this many multiply-adds per mini-batch GEMM, a second thread only adds
 # synchronisation (and stalls badly when the machine is busy): digits-sized models run on
@@ -175,10 +230,11 @@ SMALL_GEMM = 1 << 22
 
 def _auto_threads(args, train_shape):
     """Thread count when --threads is not given: all cores, or 1 for small models."""
+    if args.model == "knn":
+        return tg._runtime._default_threads()
     n_features = int(np.prod(train_shape[1:]))
     width = args.hidden if args.model == "mlp" else 10
-    batch = args.batch_size or 1
-    if args.model == "knn" or batch * n_features * width >= SMALL_GEMM:
+    if args.batch_size * n_features * width >= SMALL_GEMM:
         return tg._runtime._default_threads()
     return 1
 
@@ -187,18 +243,30 @@ def _check_outputs(args):
     """Fail before training, not after, when --save/--plot cannot be written."""
     for option in ("save", "plot"):
         path = getattr(args, option)
-        if path is None:
-            continue
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise UsageError(f"--{option} {path}: folder {folder} does not exist")
-        if os.path.isdir(path):
-            raise UsageError(f"--{option} {path} is a folder; give a file name")
+        if path is not None:
+            check_output_file(path, _flag(option))
     if args.plot is not None:
         try:
-            import matplotlib  # noqa: F401
+            from matplotlib.figure import Figure
         except ImportError:
             raise UsageError("--plot needs matplotlib: pip install matplotlib") from None
+        formats = Figure().canvas.get_supported_filetypes()
+        args.plot_format = os.path.splitext(args.plot)[1][1:].lower() or "png"
+        if args.plot_format not in formats:
+            raise UsageError(f"--plot {args.plot}: matplotlib cannot write "
+                             f"'.{args.plot_format}' files; use one of "
+                             f"{', '.join('.' + f for f in sorted(formats))}")
+
+
+def _check_knn(args, n_train):
+    """Fit the folds and the candidate k to the training split, or raise UsageError."""
+    args.folds = min(args.folds, n_train)
+    smallest_fit = n_train - -(-n_train // args.folds)  # rows when the largest fold is out
+    ks = [k for k in args.ks if k <= smallest_fit]
+    if not ks:
+        raise UsageError(f"--ks {','.join(map(str, args.ks))}: every k exceeds the "
+                         f"{smallest_fit} samples each cross-validation fit trains on")
+    args.ks = ks
 
 
 def _load(args):
@@ -207,7 +275,7 @@ def _load(args):
         X, y = tg.data.load_digits()
         dataset = tg.data.Dataset(X, y, None, None, "digits")
     else:
-        dataset = tg.data.load_path(args.data)
+        dataset = tg.data.load_path(args.data, ensure_finite=True)
     if dataset.X_test is None:
         parts = tg.data.train_val_test_split(dataset.X, dataset.y, val=VAL_FRACTION,
                                              test=TEST_FRACTION, seed=args.split_seed)
@@ -316,17 +384,16 @@ def _run(args, splits, name, t0):
         f"threads: {tg.get_num_threads()}")
     t_train = time.perf_counter()
     history = _fit(args, model, Xtr, ytr, Xva, yva, say)
-    if history is None:
-        return 1
     t_done = time.perf_counter()
     print(f"train accuracy:      {_fmt(_accuracy(model.predict(Xtr), ytr))}")
     print(f"validation accuracy: {_fmt(_accuracy(model.predict(Xva), yva))}")
     print(f"test accuracy:       {_fmt(_accuracy(model.predict(Xte), yte))}")
     if args.save:
-        tg.save(model.state_dict(mean, std), args.save)
+        tg.save(model.state_dict(mean, std), args.save)  # atomic: never half-written
         say(f"saved the model's state_dict to {args.save}")
     if args.plot:
-        _plot_training(history, args.plot)
+        with atomic_output(args.plot) as tmp:
+            _plot_training(history, tmp, args.plot_format)
         say(f"wrote {args.plot}")
     print(f"wall time: {time.perf_counter() - t0:.2f} s (training {t_done - t_train:.2f} s); "
           f"threads: {tg.get_num_threads()}")
@@ -334,9 +401,20 @@ def _run(args, splits, name, t0):
 
 
 def _fit(args, model, Xtr, ytr, Xva, yva, say):
-    """SGD epochs; returns the per-epoch history, or None when the loss diverged."""
+    """SGD epochs; returns the per-epoch history. Raises ``_Diverged`` when the loss does.
+
+    Progress: a tqdm bar per epoch when stderr is a terminal; otherwise (a log file, a pipe)
+    one plain line per epoch, so that no carriage returns end up in the log."""
     from tqdm.auto import tqdm
 
+    show_bar = not (args.quiet or args.no_progress) and sys.stderr.isatty()
+    if args.quiet or show_bar:
+        epoch_line = None
+    elif args.no_progress:
+        epoch_line = say
+    else:
+        def epoch_line(text):
+            print(text, file=sys.stderr)
     params = list(model.module.parameters())
     opt = tg.optim.SGD(params, lr=args.lr, momentum=args.momentum)
     sched = tg.optim.lr_scheduler.StepLR(opt, step_size=max(1, (2 * args.epochs) // 3),
@@ -344,7 +422,6 @@ def _fit(args, model, Xtr, ytr, Xva, yva, say):
     order = np.random.default_rng(args.seed)
     n_batches = -(-len(ytr) // args.batch_size)
     history = {"loss": [], "train_acc": [], "val_acc": []}
-    show_bar = not (args.quiet or args.no_progress)
     for epoch in range(1, args.epochs + 1):
         bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{args.epochs}", unit="batch",
                    file=sys.stderr, disable=not show_bar, leave=True, dynamic_ncols=True)
@@ -358,9 +435,8 @@ def _fit(args, model, Xtr, ytr, Xva, yva, say):
             value = loss.item()
             if not np.isfinite(value):
                 bar.close()
-                print(f"{PROG}: error: the loss diverged ({value}) in epoch {epoch}; try a "
-                      "smaller --lr", file=sys.stderr)
-                return None
+                raise _Diverged(f"the loss diverged ({value}) in epoch {epoch}; try a "
+                                "smaller --lr")
             n = len(yb)
             total_loss += value * n
             correct += int((scores.numpy().argmax(axis=1) == yb.numpy()).sum())
@@ -376,10 +452,10 @@ def _fit(args, model, Xtr, ytr, Xva, yva, say):
                             acc=f"{history['train_acc'][-1]:.4f}",
                             val_acc=_fmt(history["val_acc"][-1]))
         bar.close()
-        if args.no_progress:
-            say(f"epoch {epoch:3d}/{args.epochs}  loss {history['loss'][-1]:.4f}  "
-                f"train acc {history['train_acc'][-1]:.4f}  "
-                f"val acc {_fmt(history['val_acc'][-1])}")
+        if epoch_line is not None:
+            epoch_line(f"epoch {epoch}/{args.epochs}  loss {history['loss'][-1]:.4f}  "
+                       f"train acc {history['train_acc'][-1]:.4f}  "
+                       f"val acc {_fmt(history['val_acc'][-1])}")
     return history
 
 
@@ -387,18 +463,12 @@ def _fit(args, model, Xtr, ytr, Xva, yva, say):
 
 def _run_knn(args, splits, say, t0):
     (Xtr, ytr), (Xva, yva), (Xte, yte) = splits
-    folds = min(args.folds, len(ytr))
-    smallest_fit = len(ytr) - -(-len(ytr) // folds)  # training rows when the largest fold is out
-    ks = [k for k in args.ks if k <= smallest_fit]
-    if not ks:
-        print(f"{PROG}: error: every k in --ks exceeds the {len(ytr)} training samples",
-              file=sys.stderr)
-        return 2
-    say(f"model: k-nearest neighbours, k chosen from {ks} by {folds}-fold cross-validation "
-        f"on the training split; threads: {tg.get_num_threads()}")
+    ks = args.ks
+    say(f"model: k-nearest neighbours, k chosen from {ks} by {args.folds}-fold "
+        f"cross-validation on the training split; threads: {tg.get_num_threads()}")
     t_train = time.perf_counter()
     Xt, yt = tg.from_numpy(Xtr), tg.from_numpy(ytr)
-    scores = tg.neighbors.cross_validate_k(Xt, yt, ks, n_folds=folds)
+    scores = tg.neighbors.cross_validate_k(Xt, yt, ks, n_folds=args.folds)
     mean = {k: float(np.mean(scores[k])) for k in ks}
     best = max(ks, key=lambda k: (mean[k], -k))  # ties go to the smaller k
     for k in ks:
@@ -419,7 +489,8 @@ def _run_knn(args, splits, say, t0):
         tg.save({"fit_X": Xt, "fit_y": yt, "n_neighbors": best}, args.save)
         say(f"saved the training data and k to {args.save}")
     if args.plot:
-        _plot_knn(ks, scores, args.plot)
+        with atomic_output(args.plot) as tmp:
+            _plot_knn(ks, scores, tmp, args.plot_format)
         say(f"wrote {args.plot}")
     print(f"wall time: {time.perf_counter() - t0:.2f} s (cross-validation and fit "
           f"{t_done - t_train:.2f} s); threads: {tg.get_num_threads()}")
@@ -434,7 +505,7 @@ def _figure():
     return Figure(figsize=(9, 3.4), layout="constrained")
 
 
-def _plot_training(history, path):
+def _plot_training(history, path, fmt):
     fig = _figure()
     ax_loss, ax_acc = fig.subplots(1, 2)
     epochs = np.arange(1, len(history["loss"]) + 1)
@@ -444,10 +515,10 @@ def _plot_training(history, path):
     ax_acc.plot(epochs, history["val_acc"], marker="o", ms=3, label="validation")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     ax_acc.legend()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, format=fmt, dpi=100)
 
 
-def _plot_knn(ks, scores, path):
+def _plot_knn(ks, scores, path, fmt):
     fig = _figure()
     ax = fig.subplots()
     for k in ks:
@@ -456,4 +527,4 @@ def _plot_knn(ks, scores, path):
                 color="tab:orange", capsize=3, label="mean ± std over folds")
     ax.set(xlabel="k", ylabel="cross-validated accuracy", title="choosing k")
     ax.legend()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, format=fmt, dpi=100)

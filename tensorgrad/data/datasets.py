@@ -3,7 +3,9 @@
 Every loader returns Tensors: features as float32 (float64 kept when an .npz stores it),
 labels as int64. Image data stored as bytes is scaled to [0, 1]. Files are checked before use
 (magic numbers, sizes, keys, dtypes) and a bad file raises ``ValueError`` naming the file and
-what is wrong; a missing file raises ``FileNotFoundError``.
+what is wrong; a missing file raises ``FileNotFoundError``. Nothing is ever unpickled except
+CIFAR-10's numpy arrays, through an allow-list. ``load_npz`` and ``load_path`` also refuse
+features holding NaN or infinity when asked (``ensure_finite=True``, what ``train`` does).
 """
 import codecs
 import gzip
@@ -15,7 +17,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._util import check_labels, to_tensor
+from ._util import check_finite, check_labels, to_tensor
 
 try:  # numpy >= 2 moved the pickling helpers to numpy._core
     from numpy._core import multiarray as _np_multiarray
@@ -67,38 +69,77 @@ _NPZ_SPLITS = (("x_train", "y_train", "x_test", "y_test"),
                ("X_train", "y_train", "X_test", "y_test"))
 
 
-def _npz_features(X, where):
+def _npz_features(X, where, key, ensure_finite):
     if X.ndim < 2:
-        raise ValueError(f"{where}: X must be at least 2-D [samples, features...], "
+        raise ValueError(f"{where}: {key} must be at least 2-D [samples, features...], "
                          f"got shape {X.shape}")
     if X.dtype.kind == "f":
-        return X.astype(np.float64 if X.dtype == np.float64 else np.float32, copy=False)
+        X = X.astype(np.float64 if X.dtype == np.float64 else np.float32, copy=False)
+        if ensure_finite:
+            check_finite(X, f"{where}: array {key!r}")
+        return X
     if X.dtype.kind in "iub":
         return X.astype(np.float32)
-    raise ValueError(f"{where}: X must be numeric, got dtype {X.dtype}")
+    raise ValueError(f"{where}: {key} must be numeric, got dtype {X.dtype}")
+
+
+# What an .npz file starts with: a zip archive's first member, or an empty archive; and
+# what each .npy file in it starts with.
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+_NPY_MAGIC = np.lib.format.MAGIC_PREFIX
+
+
+class _BadNpz(ValueError):
+    """A bad .npz file, already described: passed on as it is."""
+
+
+def _npy_member(archive, member, path):
+    """(name, array) of the .npy file ``member`` of an open .npz archive. An object array is
+    refused from its header, before any of its (pickled) data is read."""
+    key = member.removesuffix(".npy")
+    with archive.open(member) as f:
+        if not member.endswith(".npy") or f.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+            raise _BadNpz(f"load_npz: {path} is not a valid .npz file: its member "
+                          f"{member!r} is not a .npy array")
+        f.seek(0)
+        # format 3.0 differs from 2.0 only in allowing UTF-8 in the header's field names
+        read_header = (np.lib.format.read_array_header_1_0
+                       if np.lib.format.read_magic(f) == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        dtype = read_header(f)[2]
+        if dtype.hasobject:
+            raise _BadNpz(f"load_npz: {path}: array {key!r} holds Python objects (dtype "
+                          f"{dtype}); only numeric arrays are read, never pickled data")
+        f.seek(0)
+        return key, np.lib.format.read_array(f, allow_pickle=False)
 
 
 def _read_npz(path):
-    """The arrays of an .npz archive as a dict (pickled objects refused)."""
+    """The arrays of an .npz archive as a dict. Anything that is not a zip of numeric .npy
+    arrays raises ValueError naming the file (and nothing is ever unpickled)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"load_npz: no such file: {path}")
+    with open(path, "rb") as f:
+        head = f.read(len(_NPY_MAGIC))
+    if head == _NPY_MAGIC:
+        raise ValueError(f"load_npz: {path} is a single .npy array, not an .npz archive")
+    if not head.startswith(_ZIP_MAGICS):
+        raise ValueError(f"load_npz: {path} is not a valid .npz file (an .npz file is a zip "
+                         "archive of .npy arrays)")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                # a bad file, not a bad argument type: ValueError like every other bad file
-                raise ValueError(  # noqa: TRY004
-                    f"load_npz: {path} is a single .npy array, not an .npz archive")
-            return {k: archive[k] for k in archive.files}
-    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
-        raise ValueError(f"load_npz: {path} is not a readable .npz archive ({e})") from e
-    except ValueError as e:
-        if str(e).startswith("load_npz"):
-            raise
-        raise ValueError(f"load_npz: cannot read {path}: {e}") from e
+        with zipfile.ZipFile(path) as archive:
+            return dict(_npy_member(archive, m, path) for m in archive.namelist())
+    except _BadNpz:
+        raise
+    # zipfile raises RuntimeError for an encrypted member and NotImplementedError for an
+    # unknown compression method; numpy raises ValueError for a corrupt .npy header
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, ValueError, RuntimeError,
+            NotImplementedError) as e:
+        raise ValueError(f"load_npz: {path} is not a valid .npz file ({e})") from e
 
 
-def _npz_pair(arrays, xkey, ykey, where):
-    X = _npz_features(arrays[xkey], where)
+def _npz_pair(arrays, xkey, ykey, where, ensure_finite):
+    X = _npz_features(arrays[xkey], where, xkey, ensure_finite)
     y = check_labels(arrays[ykey], X.shape[0], where)
     return X, y
 
@@ -110,22 +151,22 @@ def _npz_split_keys(arrays):
     return None
 
 
-def _npz_select(arrays, split, where):
+def _npz_select(arrays, split, where, ensure_finite):
     """(X, y) ndarrays for ``split`` from the arrays of an archive (see ``load_npz``)."""
     if split is None:
         for xkey, ykey in _NPZ_PAIRS:
             if xkey in arrays and ykey in arrays:
-                return _npz_pair(arrays, xkey, ykey, where)
+                return _npz_pair(arrays, xkey, ykey, where, ensure_finite)
     keys = _npz_split_keys(arrays)
     if keys is None:
         raise ValueError(f"{where}: expected arrays 'X' and 'y' (or 'x'/'y', or x_train/"
                          f"y_train/x_test/y_test); found {sorted(arrays) or 'no arrays'}")
     if split == "train":
-        return _npz_pair(arrays, keys[0], keys[1], where)
+        return _npz_pair(arrays, keys[0], keys[1], where, ensure_finite)
     if split == "test":
-        return _npz_pair(arrays, keys[2], keys[3], where)
-    Xtr, ytr = _npz_pair(arrays, keys[0], keys[1], where)
-    Xte, yte = _npz_pair(arrays, keys[2], keys[3], where)
+        return _npz_pair(arrays, keys[2], keys[3], where, ensure_finite)
+    Xtr, ytr = _npz_pair(arrays, keys[0], keys[1], where, ensure_finite)
+    Xte, yte = _npz_pair(arrays, keys[2], keys[3], where, ensure_finite)
     if Xtr.shape[1:] != Xte.shape[1:]:
         raise ValueError(f"{where}: train and test samples differ in shape: "
                          f"{Xtr.shape[1:]} vs {Xte.shape[1:]}")
@@ -134,7 +175,7 @@ def _npz_select(arrays, split, where):
     return np.concatenate([Xtr, Xte]), np.concatenate([ytr, yte])
 
 
-def load_npz(path, split=None):
+def load_npz(path, split=None, ensure_finite=False):
     """Features and labels from a NumPy ``.npz`` archive.
 
     Accepted layouts (checked in this order):
@@ -146,11 +187,16 @@ def load_npz(path, split=None):
 
     X keeps its shape (first axis = samples) and becomes float32 (float64 stays float64;
     integer pixel values are kept as they are, not rescaled); y must be 1-D whole numbers
-    >= 0 and becomes int64. Pickled object arrays are refused. Returns ``(X, y)`` Tensors.
+    >= 0 and becomes int64. Returns ``(X, y)`` Tensors.
+
+    A file that is not an .npz archive of numeric arrays (a corrupt or truncated file,
+    another format, pickled object arrays: nothing is ever unpickled) raises ``ValueError``
+    naming it. With ``ensure_finite``, features holding NaN or infinity raise ``ValueError``
+    saying which array, how many values and where the first one is (see ``check_finite``).
     """
     if split not in (None, "train", "test"):
         raise ValueError(f"load_npz: split must be None, 'train' or 'test', got {split!r}")
-    X, y = _npz_select(_read_npz(path), split, f"load_npz({path})")
+    X, y = _npz_select(_read_npz(path), split, f"load_npz({path})", ensure_finite)
     return to_tensor(X), to_tensor(y)
 
 
@@ -270,7 +316,7 @@ def _cifar_batch(path):
         raise ValueError(f"{who}: {path} is not a readable CIFAR-10 batch "
                          f"({type(e).__name__}: {e})") from e
     if not isinstance(batch, dict):
-        raise ValueError(  # noqa: TRY004 - bad file contents, not a bad argument
+        raise ValueError(
             f"{who}: {path} holds a {type(batch).__name__}, expected a dict")
     batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in batch.items()}
     if "data" not in batch or "labels" not in batch:
@@ -353,7 +399,7 @@ def _idx_pair(images, labels, prefix):
     return (img[0], lab[0]) if len(img) == 1 and len(lab) == 1 else None
 
 
-def load_path(path):
+def load_path(path, ensure_finite=False):
     """Load whatever ``path`` holds, for the ``train`` command; returns a ``Dataset``.
 
     - an ``.npz`` file (see ``load_npz``; a train/test archive keeps its test split);
@@ -362,7 +408,8 @@ def load_path(path):
       ``test-*``) files give a train and a test split; a single images/labels pair gives one
       data set without a test split.
 
-    Features come back flattened to [N, features].
+    Features come back flattened to [N, features]. ``ensure_finite`` is passed to
+    ``load_npz`` (IDX and CIFAR-10 files hold bytes, always finite).
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file or directory: {path}")
@@ -376,10 +423,11 @@ def load_path(path):
         where, name = f"load_npz({path})", os.path.basename(path)
         has_pair = any(x in arrays and y in arrays for x, y in _NPZ_PAIRS)
         if _npz_split_keys(arrays) is not None and not has_pair:
-            X, y = _npz_select(arrays, "train", where)
-            Xt, yt = _npz_select(arrays, "test", where)
+            X, y = _npz_select(arrays, "train", where, ensure_finite)
+            Xt, yt = _npz_select(arrays, "test", where, ensure_finite)
             return Dataset(*_flat_tensors(X, y), *_flat_tensors(Xt, yt), f"{name} (train/test)")
-        return Dataset(*_flat_tensors(*_npz_select(arrays, None, where)), None, None, name)
+        X, y = _npz_select(arrays, None, where, ensure_finite)
+        return Dataset(*_flat_tensors(X, y), None, None, name)
     folder = _cifar_folder(path)
     if os.path.isfile(os.path.join(folder, CIFAR10_TEST_FILE)) or \
             os.path.isfile(os.path.join(folder, CIFAR10_TRAIN_FILES[0])):
