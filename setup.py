@@ -38,6 +38,9 @@ from setuptools.command.build_ext import build_ext
 
 KERNEL_DIR = os.path.join("tensorgrad", "_kernels")
 CYTHON_C_DIR = os.path.join("build", "cython")
+# Cython's utility code (memoryviews, function objects ...) is generated once, into this
+# module, instead of into every extension: a fifth less C to compile.
+SHARED_UTILITY = "tensorgrad._kernels._cyutility"
 DEBUG = bool(os.environ.get("TENSORGRAD_DEBUG"))
 
 # Pure-Python modules compiled for speed (see the module docstring). Keep this list to
@@ -118,7 +121,9 @@ def kernel_extensions():
 
     cflags, ldflags = _compile_flags()
     only = {m for m in os.environ.get("TENSORGRAD_ONLY", "").split(",") if m}
-    exts = []
+    exts = [Extension(SHARED_UTILITY, [os.path.join(KERNEL_DIR, "_cyutility.c")],
+                      extra_compile_args=["-O2", "-g0"] if sys.platform != "win32" else [],
+                      extra_link_args=list(ldflags))]
     for pyx in sorted(glob.glob(os.path.join(KERNEL_DIR, "*.pyx"))):
         if only and os.path.splitext(os.path.basename(pyx))[0] not in only:
             continue
@@ -182,11 +187,11 @@ class BuildExt(build_ext):
             _remove_compiled_twins(hot_py)
             hot_py = []
         nthreads = self.parallel if isinstance(self.parallel, int) else 0
-        translated = cythonize(kernels, compiler_directives=KERNEL_DIRECTIVES, quiet=True,
-                               nthreads=nthreads, build_dir=CYTHON_C_DIR)
+        common = {"quiet": True, "nthreads": nthreads, "build_dir": CYTHON_C_DIR,
+                  "shared_utility_qualified_name": SHARED_UTILITY}
+        translated = cythonize(kernels, compiler_directives=KERNEL_DIRECTIVES, **common)
         if hot_py:
-            translated += cythonize(hot_py, compiler_directives=HOT_PY_DIRECTIVES, quiet=True,
-                                    nthreads=nthreads, build_dir=CYTHON_C_DIR)
+            translated += cythonize(hot_py, compiler_directives=HOT_PY_DIRECTIVES, **common)
         # Keep setuptools' own Extension objects (finalize_options annotated them); only their
         # sources change, from .pyx/.py to the generated C.
         c_sources = {e.name: e.sources for e in translated}
