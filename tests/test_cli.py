@@ -209,23 +209,33 @@ def test_closed_stdout_pipe_is_quiet(tmp_path):
     (["--repeat", "0"], "argument --repeat: expected a positive integer, got '0'"),
     (["--out", "afile/results"], "--out afile/results: {tmp}/afile is not a folder"),
 ])
-def test_bench_bad_options(tmp_path, argv, message):
+@pytest.mark.parametrize("torch_installed", [True, False])
+def test_bench_bad_options(tmp_path, argv, message, torch_installed):
     (tmp_path / "afile").write_text("")
-    line = usage_error(run(tmp_path, "bench", *argv))
+    hide = _hide_torch(tmp_path) if not torch_installed else None
+    # A missing peer's note must not come before (or with) the one error line.
+    line = usage_error(run(tmp_path, "bench", *argv, pythonpath=[hide] if hide else []))
     assert line == "python -m tensorgrad bench: error: " + message.format(tmp=tmp_path)
 
 
-def test_bench_runs_without_torch(tmp_path):
+def _hide_torch(tmp_path):
+    """A folder whose sitecustomize makes `import torch` fail and find_spec find nothing,
+    as if torch were not installed."""
     hide = tmp_path / "hide-torch"
     hide.mkdir()
-    # as if torch were not installed: `import torch` fails and find_spec finds nothing
     (hide / "sitecustomize.py").write_text("import sys\nsys.modules['torch'] = None\n")
+    return hide
+
+
+def test_bench_runs_without_torch(tmp_path):
+    hide = _hide_torch(tmp_path)
     r = run(tmp_path, "bench", "--quick", "--only", "add", "--repeat", "1", "--warmup", "1",
             "--engines", "numpy,torch", "--no-plot", "--out", "res", pythonpath=[hide])
     assert r.returncode == 0, r.stderr
     assert r.stderr.splitlines()[0] == (
         "python -m tensorgrad bench: note: torch is not installed, so the torch columns are "
-        "skipped (pip install 'tensorgrad[bench]')")
+        "skipped (CPU build: pip install torch --index-url "
+        "https://download.pytorch.org/whl/cpu)")
     assert "\r" not in r.stderr
     header = next(line for line in r.stdout.splitlines() if line.startswith("| workload"))
     assert header == "| workload | size | tensorgrad | numpy | numpy / tg | check |"

@@ -119,7 +119,7 @@ def need_torch():
     try:
         import torch
     except ImportError as e:
-        raise Skip(f"torch is not installed ({e}); pip install 'tensorgrad[bench]'") from None
+        raise Skip(f"torch is not installed ({e}); add its CPU build (README, Benchmarks)") from None
     import tensorgrad as tg
     torch.set_num_threads(tg.get_num_threads())
     return torch

@@ -29,8 +29,11 @@ from tensorgrad.cli._common import (
 __all__ = ["main"]
 
 # Engines whose library may be missing: engine -> (module, what to install).
-OPTIONAL_ENGINES = {"torch": ("torch", "pip install 'tensorgrad[bench]'"),
-                    "sklearn": ("sklearn", "pip install scikit-learn")}
+OPTIONAL_ENGINES = {
+    "torch": ("torch", ("CPU build: pip install torch --index-url "
+                        "https://download.pytorch.org/whl/cpu")),
+    "sklearn": ("sklearn", "pip install scikit-learn"),
+}
 
 
 def _threads(text):
@@ -83,9 +86,9 @@ def _parser(prog):
     return p
 
 
-def _engines(text, prog):
-    """The engines to run, tensorgrad first; optional ones that are not installed are
-    dropped with a note. Raises UsageError for an unknown name."""
+def _engines(text):
+    """(engines to run, tensorgrad first; notes on the optional ones that are not installed
+    and are dropped). Raises UsageError for an unknown name."""
     from tensorgrad.benchmarks import ENGINES
 
     engines = [e.strip() for e in text.split(",") if e.strip()]
@@ -93,15 +96,15 @@ def _engines(text, prog):
     if unknown:
         raise UsageError(f"--engines: unknown engine(s) {', '.join(unknown)}; choose from "
                          f"{', '.join(ENGINES)}")
-    chosen = ["tensorgrad"]
+    chosen, notes = ["tensorgrad"], []
     for engine in dict.fromkeys(engines):
         module, install = OPTIONAL_ENGINES.get(engine, (None, None))
         if module is not None and importlib.util.find_spec(module) is None:
-            note(prog, f"{module} is not installed, so the {engine} columns are skipped "
-                       f"({install})")
+            notes.append(f"{module} is not installed, so the {engine} columns are skipped "
+                         f"({install})")
         elif engine != "tensorgrad":
             chosen.append(engine)
-    return chosen
+    return chosen, notes
 
 
 def main(argv=None, prog="tensorgrad bench"):
@@ -118,12 +121,14 @@ def main(argv=None, prog="tensorgrad bench"):
                 print(f"{w.name:20s} {w.group:12s} {w.size(p):42s} {', '.join(w.impls)}")
             return 0
         workloads = registry.select(args.only)
-        engines = _engines(args.engines, prog)
+        engines, notes = _engines(args.engines)
         check_output_folder(args.out, "--out")
     except SystemExit as e:  # --help
         return e.code if isinstance(e.code, int) else 0
     except (UsageError, ValueError) as e:
         return error(prog, e)
+    for text in notes:                   # only once every option has been checked
+        note(prog, text)
     threads = args.threads or [tg.get_num_threads()]
     for n in threads:
         warn_oversubscription(prog, n, "the benchmarks")
