@@ -36,7 +36,8 @@ def _outputs(fn, inputs):
 
 
 def _prepare(inputs):
-    """float64 copies of the inputs (non-float inputs and non-Tensors pass through)."""
+    """float64 copies of the inputs, in their own layout (non-float inputs and non-Tensors
+    pass through)."""
     prepared = []
     for x in inputs:
         if isinstance(x, Tensor) and x._data.dtype.kind == "f":
@@ -92,15 +93,16 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, *, seed=0, max_entries
         data = x._data
         if data.size <= max_entries:
             num = np.zeros(data.shape)
-            flat = data.reshape(-1)   # inputs are fresh contiguous float64 copies
-            for j in range(flat.size):
-                orig = flat[j]
-                flat[j] = orig + eps
+            # Index the input itself: it keeps the caller's layout (a transposed input stays
+            # transposed), so a flattened view of it could be a copy.
+            for loc in np.ndindex(data.shape):
+                orig = data[loc]
+                data[loc] = orig + eps
                 fp = _phi(fn, inputs, us)
-                flat[j] = orig - eps
+                data[loc] = orig - eps
                 fm = _phi(fn, inputs, us)
-                flat[j] = orig
-                num.reshape(-1)[j] = (fp - fm) / (2 * eps)
+                data[loc] = orig
+                num[loc] = (fp - fm) / (2 * eps)
             err = np.abs(a - num) - (atol + rtol * np.abs(num))
             j = int(np.argmax(err)) if err.size else 0
             if err.size and (err.reshape(-1)[j] > 0 or not np.isfinite(a.reshape(-1)[j])):
