@@ -463,15 +463,10 @@ def _wrap(arr, requires_grad=False):
 
 def _rebuild(cls, data, requires_grad):
     """Unpickle a tensor (the inverse of ``Tensor.__reduce__``)."""
-    t = Tensor.__new__(cls)     # not cls(...): subclasses' constructors may copy or check
-    t._data = data
-    t._requires_grad = requires_grad
-    t.grad = None
-    t.grad_fn = None
-    t._version = [0]
-    t._out_nr = 0
-    t._retains_grad = False
-    return t
+    t = _wrap(data, requires_grad)
+    if cls is not Tensor:
+        t.__class__ = cls   # not cls(...), whose constructor may copy or check; subclasses
+    return t                # such as nn.Parameter add no slots
 
 
 def is_tensor(obj):
