@@ -95,7 +95,6 @@ from tensorgrad.function import (
 from tensorgrad.graph import Graph, grad
 from tensorgrad.ops import *
 from tensorgrad.ops import __all__ as _ops_all
-from tensorgrad.ops.distance import cdist
 from tensorgrad.random import manual_seed
 from tensorgrad.serialization import load, save
 
@@ -109,5 +108,5 @@ __all__ = ["Tensor", "tensor", "from_numpy", "from_dlpack", "Function", "Context
            "zeros", "ones", "full", "empty", "eye", "arange", "linspace", "randn", "rand",
            "randint", "zeros_like", "ones_like", "full_like", "empty_like", "randn_like",
            "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
-           "bool_", "is_tensor", "autograd", "testing", "random", "cdist", "save", "load",
+           "bool_", "is_tensor", "autograd", "testing", "random", "save", "load",
            "nn", "optim", "data", "neighbors"] + list(_ops_all)

@@ -1,9 +1,9 @@
 """Command line: ``tensorgrad COMMAND`` (the console script) or ``python -m tensorgrad COMMAND``.
 
-Commands: ``train``, ``bench`` and ``info`` (``tensorgrad.cli``); ``--help`` lists them and
-``--version`` prints ``tensorgrad X.Y.Z``. Usage texts and messages name the program the way
-it was invoked: ``python -m tensorgrad`` when run as a module, else ``tensorgrad``. A user
-error is one line on stderr and exit code 2.
+Commands: ``train``, ``bench``, ``ops`` and ``info`` (``tensorgrad.cli``); ``--help``
+lists them and ``--version`` prints ``tensorgrad X.Y.Z``. Usage texts and messages name the
+program the way it was invoked: ``python -m tensorgrad`` when run as a module, else
+``tensorgrad``. A user error is one line on stderr and exit code 2.
 """
 import os
 import sys
@@ -13,6 +13,7 @@ from tensorgrad.cli._common import error
 COMMANDS = {
     "train": "train a model on real data (default: the digits set) and report accuracy",
     "bench": "speed comparison against numpy (and PyTorch when installed)",
+    "ops": "the op registry: each op's formula, vector-Jacobian product and kernel",
     "info": "print the build and runtime configuration (same as tg.show_config())",
 }
 
@@ -51,6 +52,8 @@ def _dispatch(argv, prog):
         from tensorgrad.cli.train import main as command
     elif cmd == "bench":
         from tensorgrad.cli.bench import main as command
+    elif cmd == "ops":
+        from tensorgrad.cli.ops import main as command
     else:
         from tensorgrad.cli.info import main as command
     return command(rest, prog=f"{prog} {cmd}")

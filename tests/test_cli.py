@@ -148,6 +148,23 @@ def test_info_refuses_unknown_options_and_has_help(tmp_path):
     assert r.stdout.startswith("usage: python -m tensorgrad info [-h]")
 
 
+def test_ops_prints_the_registry(tmp_path):
+    from tensorgrad.ops import registry
+    r = run(tmp_path, "ops")
+    assert r.returncode == 0 and r.stderr == ""
+    for info in tg.ops.table():
+        assert f"  {info.name}  " in r.stdout and f"vjp:    {info.vjp}\n" in r.stdout
+    r = run(tmp_path, "ops", "--family", "loss")
+    assert r.returncode == 0 and r.stdout.startswith("loss\n  cross_entropy ")
+    assert "matmul" not in r.stdout
+    r = run(tmp_path, "ops", "--markdown")
+    assert r.returncode == 0 and r.stdout == registry.markdown()
+    line = usage_error(run(tmp_path, "ops", "--family", "nope"))
+    assert line.startswith("python -m tensorgrad ops: error: argument --family: invalid choice")
+    line = usage_error(run(tmp_path, "ops", "--bogus"))
+    assert line == "python -m tensorgrad ops: error: unrecognized arguments: --bogus"
+
+
 def test_version(tmp_path):
     for r in (run(tmp_path, "--version"),
               run(tmp_path, "--version", script=console_script(tmp_path))):
@@ -167,7 +184,7 @@ def test_program_name_follows_the_invocation(tmp_path):
     assert "Run `tensorgrad COMMAND --help`" in top.stdout
     usage = run(tmp_path, "train", "--help", script=script)
     assert usage.returncode == 0 and usage.stdout.startswith("usage: tensorgrad train [-h]")
-    for command in ("bench", "info"):
+    for command in ("bench", "ops", "info"):
         line = usage_error(run(tmp_path, command, "--bogus", script=script))
         assert line == f"tensorgrad {command}: error: unrecognized arguments: --bogus"
     line = usage_error(run(tmp_path, "train", "--model", "knn", "--lr", "1", script=script))

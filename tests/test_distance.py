@@ -236,3 +236,32 @@ def test_blas_single_thread_restores_the_pool():
                 pass
             assert all(c.get_num_threads() == 1 for c in ctl.lib_controllers)
         assert [c.get_num_threads() for c in ctl.lib_controllers] == before
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("squared", [False, True])
+def test_infinite_coordinates_give_infinite_distances_like_torch(dtype, squared):
+    torch = pytest.importorskip("torch")
+    inf = np.inf
+    x1 = np.array([[0.0, 1.0], [inf, 0.0], [1.0, 1.0], [-inf, 2.0]], dtype)
+    x2 = np.array([[0.0, 0.0], [2.0, inf], [inf, 3.0]], dtype)
+    got = tg.cdist(tg.tensor(x1), tg.tensor(x2), squared=squared).numpy()
+    ref = torch.cdist(torch.tensor(x1, dtype=torch.float64),
+                      torch.tensor(x2, dtype=torch.float64)).numpy()
+    ref = ref ** 2 if squared else ref
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))   # only inf - inf is NaN
+    np.testing.assert_allclose(got, ref, rtol=RTOL[dtype])
+
+
+def test_gradient_with_infinite_distances_is_finite_where_torch_is():
+    torch = pytest.importorskip("torch")
+    x1 = np.array([[0.0, 1.0], [np.inf, 0.0], [1.0, 1.0]])
+    x2 = np.array([[0.0, 0.0], [2.0, np.inf], [3.0, 3.0]])
+    a, b = tg.tensor(x1, requires_grad=True), tg.tensor(x2, requires_grad=True)
+    ta, tb = torch.tensor(x1, requires_grad=True), torch.tensor(x2, requires_grad=True)
+    tg.cdist(a, b).sum().backward()
+    torch.cdist(ta, tb).sum().backward()
+    for got, ref in [(a.grad.numpy(), ta.grad.numpy()), (b.grad.numpy(), tb.grad.numpy())]:
+        finite = np.isfinite(ref)
+        assert finite.any()
+        np.testing.assert_allclose(got[finite], ref[finite], rtol=1e-12)

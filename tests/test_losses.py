@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tensorgrad as tg
+from tensorgrad._kernels import runtime
 from tensorgrad.nn import functional as F
 from tensorgrad.testing import gradcheck, gradgradcheck
 
@@ -356,3 +357,125 @@ def test_nan_scores_give_nan_losses_not_silently_finite(dtype, pos, negative_nan
     for rows in (ce.numpy(), hinge.numpy()):
         assert np.isnan(rows[1]) and np.all(np.isfinite(rows[[0, 2]]))
     assert np.all(np.isnan(a.grad.numpy()[1])) and np.all(np.isfinite(a.grad.numpy()[[0, 2]]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_loss_totals_are_bitwise_identical_for_any_thread_count(dtype, rng):
+    """No OpenMP reduction in the loss kernels: fixed partial sums, added in a fixed order."""
+    n_min = runtime.par_min()
+    s, y = _case(rng, n_min // 100 + 1, 100, scale=10.0, dtype=dtype)
+    x = rng.standard_normal(n_min * 3 + 7).astype(dtype) * 10
+    t = rng.standard_normal(x.shape).astype(dtype)
+    results = []
+    before = tg.get_num_threads()
+    try:
+        for n in (1, 2):
+            tg.set_num_threads(n)
+            results.append([F.cross_entropy(tg.tensor(s), y, reduction="sum").item(),
+                            F.multiclass_hinge_loss(tg.tensor(s), y, reduction="sum").item(),
+                            F.mse_loss(tg.tensor(x), tg.tensor(t), reduction="sum").item(),
+                            F.mse_loss(tg.tensor(x), tg.tensor(t)).item()])
+    finally:
+        tg.set_num_threads(before)
+    assert results[0] == results[1]         # bitwise: == on floats, no tolerance
+    expected = np.sum((x.astype(np.float64) - t) ** 2)
+    assert results[0][2] == pytest.approx(expected, rel=1e-12 if dtype == np.float64 else 1e-7)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_0d_mse_gradients_accumulate_over_two_backward_calls(reduction):
+    x = tg.tensor(1.5, dtype=tg.float64, requires_grad=True)
+    t = tg.tensor(0.5, dtype=tg.float64, requires_grad=True)
+    for _ in range(2):
+        F.mse_loss(x, t, reduction=reduction).backward()
+    assert isinstance(x.grad.numpy(), np.ndarray) and x.grad.shape == ()
+    assert x.grad.item() == 4.0 and t.grad.item() == -4.0
+    for fn in (lambda a: a.sum(), lambda a: a.mean(), lambda a: a.max(), lambda a: a.amax(),
+               lambda a: a.logsumexp(0), lambda a: F.mse_loss(a, t) * a):
+        a = tg.tensor(0.3, dtype=tg.float64, requires_grad=True)
+        fn(a).backward()
+        fn(a).backward()
+        assert isinstance(a.grad.numpy(), np.ndarray) and a.grad.shape == ()
+
+
+def _torch_ce_case(rng, n=9, c=5):
+    s = rng.standard_normal((n, c)) * 2
+    y = rng.integers(0, c, n)
+    y[[1, n - 3]] = -100
+    return s, y, rng.random(c) + 0.2
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("smoothing", [0.0, 0.25, 1.0])
+@pytest.mark.parametrize("ignore", [False, True])
+def test_cross_entropy_options_match_torch(reduction, weighted, smoothing, ignore, rng):
+    torch = pytest.importorskip("torch")
+    s, y, w = _torch_ce_case(rng)
+    if not ignore:
+        y = np.abs(y) % s.shape[1]
+    ts = torch.tensor(s, requires_grad=True)
+    ref = torch.nn.functional.cross_entropy(
+        ts, torch.tensor(y), weight=torch.tensor(w) if weighted else None, reduction=reduction,
+        label_smoothing=smoothing)
+    a = tg.tensor(s, requires_grad=True)
+    out = F.cross_entropy(a, y, weight=tg.tensor(w) if weighted else None,
+                          reduction=reduction, label_smoothing=smoothing)
+    np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-13,
+                               atol=1e-15)
+    g = rng.standard_normal(ref.shape)
+    (ref * torch.tensor(g)).sum().backward()
+    (out * tg.tensor(g)).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), ts.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("ignore_index", [-100, 2])
+def test_nll_loss_matches_torch(reduction, weighted, ignore_index, rng):
+    torch = pytest.importorskip("torch")
+    s, y, w = _torch_ce_case(rng)
+    logp = torch.log_softmax(torch.tensor(s), 1).requires_grad_()
+    kw = {"reduction": reduction, "ignore_index": ignore_index}
+    a = tg.tensor(logp.detach().numpy(), requires_grad=True)
+    y_tg = np.where(y == -100, ignore_index, y)
+    ref = torch.nn.functional.nll_loss(logp, torch.tensor(y_tg),
+                                       weight=torch.tensor(w) if weighted else None, **kw)
+    out = F.nll_loss(a, tg.tensor(y_tg), weight=w if weighted else None, **kw)
+    np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-14)
+    ref.sum().backward()
+    out.sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), logp.grad.numpy(), rtol=1e-14)
+
+
+def test_nll_loss_and_cross_entropy_options_gradcheck(rng):
+    s, y, w = _torch_ce_case(rng, n=5, c=4)
+    a = tg.tensor(s, requires_grad=True)
+    for fn in (lambda a: F.cross_entropy(a, y, weight=w, label_smoothing=0.3),
+               lambda a: F.cross_entropy(a, y, reduction="none", label_smoothing=0.1),
+               lambda a: F.nll_loss(tg.log_softmax(a, 1), y, weight=w, reduction="sum")):
+        assert gradcheck(fn, (a,)) and gradgradcheck(fn, (a,))
+
+
+def test_cross_entropy_default_arguments_keep_the_fused_kernel(rng):
+    s, y = _case(rng, 6, 4)
+    from tensorgrad.ops.loss import CrossEntropy
+    assert F.cross_entropy(tg.tensor(s, requires_grad=True), y).grad_fn.fn is CrossEntropy
+    rows = F.cross_entropy(tg.tensor(s), y, reduction="none").numpy()
+    for ignore_index in (-100, int(y[2])):      # the default, and a class index
+        labels = np.where(np.arange(6) == 2, ignore_index, y)
+        composite = F.cross_entropy(tg.tensor(s), labels, ignore_index=ignore_index,
+                                    reduction="none").numpy()
+        kept = labels != ignore_index
+        assert not composite[2] and np.all(composite[~kept] == 0)
+        np.testing.assert_allclose(composite[kept], rows[kept], rtol=1e-14)
+
+
+def test_nll_loss_and_cross_entropy_option_errors():
+    s = tg.randn(3, 4)
+    with pytest.raises(ValueError, match=r"nll_loss: label 4 at index 1 is out of range"):
+        F.nll_loss(s, [0, 4, -100])
+    with pytest.raises(ValueError, match=r"cross_entropy: weight must be a 1-D tensor of 4"):
+        F.cross_entropy(s, [0, 1, 2], weight=[1.0, 2.0])
+    with pytest.raises(ValueError, match=r"cross_entropy: label_smoothing must be in \[0, 1\]"):
+        F.cross_entropy(s, [0, 1, 2], label_smoothing=1.5)

@@ -107,6 +107,9 @@ ELEMENTWISE = (
         S("clamp-tensor-bounds", lambda x, lo: tg.clamp(x, min=lo), (3, 4), (4,)),
         S("clamp-tensor-both", lambda x, lo: tg.clamp(x, lo, lo + 1.0), (3, 1), (4,)),
         S("clamp-tensor-max-number-min", lambda x, hi: tg.clamp(x, -0.5, hi), (2, 3), ()),
+        S("clamp-min-above-max", lambda x: tg.clamp(x, 0.5, -0.5) * x, (3, 4)),
+        S("clip", lambda x: tg.clip(x, -0.9, 0.8), (4, 5)),
+        S("clip-method", lambda x: x.clip(min=0.1) * x, (6,)),
         S("where-same", lambda x, y: tg.where(x > y, x, y), (3, 4), (3, 4)),
         S("where-bcast", lambda x, y: tg.where(tg.tensor([[True], [False], [True]]), x, y),
           (1, 4), ()),
@@ -189,6 +192,15 @@ REDUCE = [
     S("logsumexp-3d-mid", lambda x: tg.logsumexp(x, 1), (2, 3, 4)),
     S("logsumexp-T", lambda x: tg.logsumexp(x.T, -1), (3, 4)),
     S("logsumexp-large", lambda x: tg.logsumexp(x * 300.0, 1), (2, 3)),
+    S("logsumexp-dims", lambda x: tg.logsumexp(x, (0, 2)), (2, 3, 4)),
+    S("logsumexp-dims-keep-T", lambda x: x.transpose(0, 2).logsumexp((2, 1), True), (2, 3, 4)),
+    S("amax-dim", lambda x: tg.amax(x, 1), (3, 4)),
+    S("amax-dims-keep", lambda x: x.amax((0, 2), keepdim=True), (2, 3, 4)),
+    S("amax-all-T", lambda x: tg.amax(x.T), (3, 4)),
+    S("amax-0d", lambda x: tg.amax(x), ()),
+    S("amin-dim", lambda x: tg.amin(x, -1), (2, 3, 4)),
+    S("amin-dims", lambda x: x[:, ::2].amin((1, 0)), (3, 6)),
+    S("amax-ties", lambda x: tg.amax(tg.cat([x, x], 1), 1), (3, 2)),
 ]
 
 
@@ -244,6 +256,10 @@ SHAPE = [
     S("gather-T", lambda x: x.T.gather(0, IDX_REPEAT), (4, 4)),
     S("contiguous-T", lambda x: x.T.contiguous() * x.T, (3, 4)),
     S("clone", lambda x: tg.clone(x) * x, (3,)),
+    S("expand_as", lambda x, y: x.expand_as(y) * y, (3, 1), (2, 3, 4)),
+    S("view_as", lambda x, y: x.view_as(y) * y, (3, 4), (4, 3)),
+    S("reshape_as-T", lambda x, y: x.T.reshape_as(y) * y, (3, 4), (2, 6)),
+    S("flatten-mid", lambda x: x.flatten(1, 2), (2, 3, 4, 2)),
 ]
 
 
@@ -268,6 +284,13 @@ INDEXING = [
     S("index-T", lambda x: x.T[[0, 0, 2]], (3, 3)),
     S("narrow", lambda x: tg.narrow(x, 1, 1, 2), (3, 4)),
     S("index-of-index", lambda x: x[1:][[0, 0]][:, 1], (3, 2)),
+    S("narrow-negative-start", lambda x: x.narrow(0, -2, 2), (4, 3)),
+    S("index_select-repeat", lambda x: tg.index_select(x, 1, tg.tensor([3, 0, 3, 3])), (2, 4)),
+    S("index_select-dim0-T", lambda x: x.T.index_select(0, [1, 1, 0]), (3, 2)),
+    S("masked_fill", lambda x: x.masked_fill(x > 0, 2.0) * x, (3, 4)),
+    S("masked_fill-bcast-mask", lambda x: tg.masked_fill(x, tg.tensor([True, False, True]),
+                                                         -1.0), (2, 3)),
+    S("masked_fill-tensor-value", lambda x, v: x.masked_fill(x < 0, v) * v, (3, 4), ()),
 ]
 
 
@@ -297,6 +320,11 @@ BLAS = [
     S("mm-func", tg.mm, (2, 3), (3, 2)),
     S("bmm-func", tg.bmm, (2, 2, 3), (2, 3, 2)),
     S("dot-func", tg.dot, (5,), (5,)),
+    S("mm-tensor-method", lambda a, b: a.mm(b), (2, 3), (3, 4)),
+    S("bmm-tensor-method", lambda a, b: a.bmm(b), (2, 2, 3), (2, 3, 2)),
+    S("dot-tensor-method", lambda a, b: a.dot(b), (4,), (4,)),
+    S("bmm-empty-inner", lambda a, b: tg.bmm(a[:, :, :0], b[:, :0]) + a.sum(), (2, 2, 3),
+      (2, 3, 2)),
 ]
 
 
@@ -617,3 +645,18 @@ def test_broadcast_gradient_has_input_shape_and_dtype():
     assert a.grad.shape == (3, 1) and a.grad.dtype == tg.float32
     assert b.grad.shape == (4,) and b.grad.dtype == tg.float64
     np.testing.assert_allclose(a.grad.numpy()[:, 0], np.full(3, b.numpy().sum()), rtol=1e-6)
+
+
+@pytest.mark.parametrize("fn", [lambda x, y: x ** y, lambda x, y: tg.pow(x, y) * x,
+                                lambda x, y: (x ** y) * (x + y)])
+def test_pow_second_derivative_at_an_exponent_of_exactly_zero(fn):
+    """d/dy [y x^(y-1)] = x^(y-1) (1 + y log x) is 1/x at y == 0 (finite differences agree;
+    torch's masked gradient gives 0 there)."""
+    x = tg.tensor([0.7, 1.3, 2.0, 0.5], dtype=tg.float64, requires_grad=True)
+    y = tg.tensor([0.0, 0.0, 1.0, 2.0], dtype=tg.float64, requires_grad=True)
+    assert gradgradcheck(fn, (x, y))
+    assert gradgradcheck(lambda x: x ** 0 * x, (x,))
+    assert gradgradcheck(lambda x: tg.pow(x, 0.0) + x * x, (x,))
+    gx, = tg.grad((x ** y).sum(), x, create_graph=True)
+    hy, = tg.grad(gx.sum(), y)
+    np.testing.assert_allclose(hy.numpy()[:2], 1 / x.detach().numpy()[:2], rtol=1e-14)

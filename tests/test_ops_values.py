@@ -747,7 +747,8 @@ def test_cat_stack_errors():
     _raises(ValueError, lambda: tg.cat([tg.ones(2, 3), tg.ones(2, 4)], 0), "cat:", "(2, 3)",
             "(2, 4)")
     _raises(ValueError, lambda: tg.cat([tg.ones(2, 3), tg.ones(3)]), "cat:", "(2, 3)", "(3,)")
-    _raises(TypeError, lambda: tg.cat([tg.ones(2), tg.ones(2, dtype=tg.float64)]), "cat:")
+    _raises(TypeError, lambda: tg.cat([tg.ones(2), tg.ones(2, dtype=tg.int64)]), "cat:",
+            "float32", "int64")
     _raises(ValueError, lambda: tg.cat([]), "cat:")
     _raises(ValueError, lambda: tg.stack([tg.ones(2, 3), tg.ones(3, 2)]), "stack:", "(2, 3)",
             "(3, 2)")
@@ -778,4 +779,160 @@ def test_other_shape_errors():
     _raises(ValueError, lambda: x.add_(tg.ones(4)), "add_:", "(4,)", "(2, 3)")
     _raises(ValueError, lambda: tg.clamp(x), "clamp:")
     _raises(ValueError, lambda: tg.max(tg.ones(0, 3), 0), "max", "(0, 3)")
-    _raises(ValueError, lambda: tg.logsumexp(x, (0, 1)), "logsumexp:")
+    _raises(IndexError, lambda: tg.logsumexp(x, (0, 2)), "logsumexp:", "2")
+
+
+# ------------------------------------------------- defects found by the differential test
+def test_narrow_wraps_a_negative_start_and_checks_the_range():
+    x = tg.arange(5)
+    assert tg.narrow(x, 0, -2, 2).tolist() == [3, 4]
+    assert x.narrow(0, -5, 1).tolist() == [0]
+    assert x.narrow(0, 5, 0).tolist() == []
+    for start, length in [(6, 0), (3, 3), (-6, 1), (0, -1)]:
+        _raises(IndexError, lambda s=start, n=length: x.narrow(0, s, n), "narrow:",
+                f"start {start}", f"length {length}", "dim 0", "size 5")
+
+
+def test_clamp_with_min_above_max_gives_max_and_no_gradient():
+    x = tg.tensor([0.0, 1.5, 3.0], dtype=tg.float64, requires_grad=True)
+    y = tg.clamp(x, 2.0, 1.0)
+    assert y.tolist() == [1.0, 1.0, 1.0]        # torch: min(max(x, lo), hi)
+    y.sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0, 0.0]   # torch: no x satisfies lo <= x <= hi
+    assert np.isnan(tg.clamp(tg.tensor([np.nan]), 2.0, 1.0).item())
+
+
+def test_flatten_rejects_start_dim_after_end_dim():
+    _raises(ValueError, lambda: tg.zeros(2, 3, 4).flatten(2, 1), "flatten:", "start_dim 2",
+            "end_dim 1")
+
+
+@pytest.mark.parametrize("sa, sb", [((2, 0, 3), (2, 3, 4)), ((2, 2, 0), (2, 0, 4)),
+                                    ((2, 3, 4), (2, 4, 0)), ((0, 3), (3, 4)), ((2, 0), (0, 4)),
+                                    ((3, 2, 0), (0, 5))])
+def test_matmul_and_bmm_with_an_empty_matrix_dim(sa, sb):
+    a = tg.randn(*sa, dtype=tg.float64, requires_grad=True)
+    b = tg.randn(*sb, dtype=tg.float64, requires_grad=True)
+    y = tg.bmm(a, b) if len(sa) == len(sb) == 3 else tg.matmul(a, b)
+    expected = np.matmul(a.detach().numpy(), b.detach().numpy())
+    assert y.shape == expected.shape
+    np.testing.assert_array_equal(y.detach().numpy(), expected)
+    y.sum().backward()
+    ones = np.ones(expected.shape)
+    np.testing.assert_allclose(a.grad.numpy(), np.matmul(ones, np.swapaxes(b.detach().numpy(),
+                                                                           -1, -2)))
+    gb = np.matmul(np.swapaxes(a.detach().numpy(), -1, -2), ones)
+    np.testing.assert_allclose(b.grad.numpy(), gb.sum(0) if gb.ndim > len(sb) else gb)
+
+
+def test_linear_with_zero_in_features_gives_zeros():
+    from tensorgrad.nn import functional as F
+    x = tg.randn(2, 3, 0, requires_grad=True)
+    w = tg.randn(4, 0, requires_grad=True)
+    y = F.linear(x, w)
+    assert y.shape == (2, 3, 4) and not np.any(y.detach().numpy())
+    y.sum().backward()
+    assert x.grad.shape == (2, 3, 0) and w.grad.shape == (4, 0)
+
+
+def test_flatten_and_chunk_of_zero_length_dims_match_torch():
+    assert tg.zeros(0, 3).flatten().shape == (0,)
+    assert tg.zeros(2, 0, 4).flatten(0, 1).shape == (0, 4)
+    assert tg.zeros(2, 0, 4).flatten(1).shape == (2, 0)
+    assert [c.shape for c in tg.zeros(0).chunk(3)] == [(0,), (0,), (0,)]
+    assert [c.shape for c in tg.zeros(2, 0).chunk(2, 1)] == [(2, 0), (2, 0)]
+    assert [c.shape for c in tg.zeros(0).chunk(1)] == [(0,)]
+
+
+# ------------------------------------------------------------------------- added names
+def test_max_min_with_dim_return_a_named_tuple():
+    a = np.array([[1.0, 5.0, 5.0], [7.0, 2.0, 7.0]])
+    x = tg.tensor(a)
+    for fn, np_fn, np_arg in [(tg.max, np.max, np.argmax), (tg.min, np.min, np.argmin)]:
+        r = fn(x, 1)
+        assert type(r).__name__ == fn.__name__ and r._fields == ("values", "indices")
+        assert r.values.tolist() == np_fn(a, 1).tolist()
+        assert r.indices.tolist() == np_arg(a, 1).tolist()
+        values, indices = getattr(x, fn.__name__)(dim=0, keepdim=True)
+        assert values.shape == indices.shape == (1, 3)
+        assert isinstance(fn(x), tg.Tensor) and fn(x).item() == np_fn(a)
+        assert isinstance(fn(x, axis=1), tg.Tensor)          # numpy's spelling: values only
+        ri = fn(tg.tensor([[3, 1], [0, 4]]), 0)               # integer tensors too
+        assert ri.values.tolist() == np_fn([[3, 1], [0, 4]], 0).tolist()
+
+
+@pytest.mark.parametrize("dim", [(0, 2), (2, 0), (1,), (-1, 0), (0, 1, 2), 1])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_logsumexp_over_a_tuple_of_dims(dim, keepdim):
+    torch = pytest.importorskip("torch")
+    a = np.random.default_rng(0).standard_normal((2, 3, 4)) * 30
+    got = tg.logsumexp(tg.tensor(a), dim, keepdim)
+    ref = torch.logsumexp(torch.tensor(a), dim, keepdim).numpy()
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got.numpy(), ref, rtol=1e-13)
+
+
+@pytest.mark.parametrize("name", ["amax", "amin"])
+@pytest.mark.parametrize("dim, keepdim", [(1, False), ((0, 2), True), ((), False),
+                                          (-1, True)])
+def test_amax_amin_match_torch_with_ties(name, dim, keepdim):
+    torch = pytest.importorskip("torch")
+    a = np.random.default_rng(1).integers(0, 3, (3, 4, 2)).astype(np.float64)   # many ties
+    x = tg.tensor(a, requires_grad=True)
+    t = torch.tensor(a, requires_grad=True)
+    y = getattr(tg, name)(x, dim, keepdim)
+    ref = getattr(torch, name)(t, dim, keepdim)
+    np.testing.assert_array_equal(y.detach().numpy(), ref.detach().numpy())
+    w = np.random.default_rng(2).standard_normal(ref.shape)
+    (y * tg.tensor(w)).sum().backward()
+    (ref * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-14)
+    assert getattr(x, name)(dim, keepdim).shape == y.shape
+    assert getattr(tg, name)(tg.tensor([[1, 5], [3, 2]]), 0).tolist() == \
+        getattr(np, name)([[1, 5], [3, 2]], 0).tolist()
+
+
+def test_index_select_masked_fill_clip_values():
+    torch = pytest.importorskip("torch")
+    a = np.arange(12.0).reshape(3, 4)
+    idx = [2, 0, 2]
+    for d in (0, 1):
+        np.testing.assert_array_equal(tg.index_select(tg.tensor(a), d, tg.tensor(idx)).numpy(),
+                                      torch.index_select(torch.tensor(a), d,
+                                                         torch.tensor(idx)).numpy())
+    assert tg.tensor(5.0).index_select(0, [0]).shape == ()
+    _raises(IndexError, lambda: tg.tensor(a).index_select(1, [4]), "index_select:", "4",
+            "size 4")
+    _raises(TypeError, lambda: tg.tensor(a).index_select(1, [0.5]), "index_select:")
+    m = a % 3 == 0
+    np.testing.assert_array_equal(tg.tensor(a).masked_fill(tg.tensor(m[0]), -1.0).numpy(),
+                                  torch.tensor(a).masked_fill(torch.tensor(m[0]), -1).numpy())
+    np.testing.assert_array_equal(tg.masked_fill(tg.tensor(a), tg.tensor(m), 7.0).numpy(),
+                                  np.where(m, 7.0, a))
+    _raises(ValueError, lambda: tg.tensor(a[0]).masked_fill(tg.tensor(m), 0.0), "masked_fill:",
+            "(3, 4)", "(4,)")
+    _raises(TypeError, lambda: tg.tensor(a).masked_fill(tg.tensor(a), 0.0), "masked_fill:")
+    np.testing.assert_array_equal(tg.tensor(a).clip(2.0, 5.0).numpy(), np.clip(a, 2.0, 5.0))
+    np.testing.assert_array_equal(tg.clip(tg.tensor(a), max=3.0).numpy(), np.clip(a, None, 3))
+
+
+def test_tensor_methods_a_torch_user_reaches_for():
+    a, b = tg.randn(2, 3, dtype=tg.float64), tg.randn(3, 4, dtype=tg.float64)
+    np.testing.assert_allclose(a.mm(b).numpy(), a.numpy() @ b.numpy())
+    a3, b3 = tg.randn(2, 2, 3), tg.randn(2, 3, 4)
+    np.testing.assert_allclose(a3.bmm(b3).numpy(), a3.numpy() @ b3.numpy(), rtol=1e-5)
+    u, v = tg.randn(5, dtype=tg.float64), tg.randn(5, dtype=tg.float64)
+    assert u.dot(v).item() == pytest.approx(float(u.numpy() @ v.numpy()), rel=1e-13)
+    assert tg.ones(3).expand_as(a).shape == (2, 3)
+    assert tg.arange(6.0).view_as(a).shape == (2, 3)
+    assert a.T.reshape_as(tg.zeros(6)).tolist() == a.numpy().T.reshape(6).tolist()
+
+
+def test_cat_promotes_float32_with_float64():
+    x32 = tg.ones(2, dtype=tg.float32, requires_grad=True)
+    x64 = tg.ones(3, dtype=tg.float64, requires_grad=True)
+    y = tg.cat([x32, x64])
+    assert y.dtype == tg.float64 and y.shape == (5,)
+    (y * tg.arange(5.0, dtype=tg.float64)).sum().backward()
+    assert x32.grad.dtype == tg.float32 and x32.grad.tolist() == [0.0, 1.0]
+    assert x64.grad.dtype == tg.float64 and x64.grad.tolist() == [2.0, 3.0, 4.0]

@@ -191,8 +191,8 @@ def test_help_exits_0(capsys):
 
 @pytest.mark.parametrize(("argv", "error"), [
     (["--bogus"], ("tensorgrad: error: unknown option '--bogus' (expected --help, --version "
-                   "or a command: train, bench, info)")),
-    (["nope"], "tensorgrad: error: unknown command 'nope' (expected train, bench, info)"),
+                   "or a command: train, bench, ops, info)")),
+    (["nope"], "tensorgrad: error: unknown command 'nope' (expected train, bench, ops, info)"),
     (["info", "--bogus"], "tensorgrad info: error: unrecognized arguments: --bogus"),
     (["bench", "--engines", "jax"], ("tensorgrad bench: error: --engines: unknown engine(s) "
                                      "jax; choose from tensorgrad, numpy, torch, sklearn")),

@@ -124,7 +124,7 @@ cdef inline double _sq_dist(double n1, double n2, double dot, double tau,
     """d² from the expansion, or exactly when cancellation makes the expansion unreliable."""
     cdef double s = n1 + n2
     cdef double d2 = s - 2.0 * dot
-    if d2 < tau * s:
+    if not d2 >= tau * s:           # also NaN: inf - inf from an infinite coordinate
         return _exact_sq(p, q, d)
     return d2
 
@@ -165,6 +165,9 @@ cdef inline void _cdist_tile(const floating* x1, const floating* x2, floating* o
        threshold (a compare-and-count loop does not vectorise, a bitwise OR does);
     2. only then (almost never) the exact recomputation of those entries;
     3. the square root in double, rounded once to the output type (as knn does).
+    A row or column with an infinite (or NaN) squared norm is always recomputed exactly:
+    the expansion gives inf - inf there, the exact sum inf (or NaN for inf - inf in one
+    coordinate, as PyTorch).
     """
     cdef Py_ssize_t i, j, cols = j1 - j0
     cdef const floating* p
@@ -172,6 +175,10 @@ cdef inline void _cdist_tile(const floating* x1, const floating* x2, floating* o
     cdef const double* nc = n2 + j0
     cdef double a, s, d2, r
     cdef uint64_t bits, u
+    cdef bint bad_cols = False, bad
+    for j in range(cols):
+        if not (nc[j] - nc[j] == 0.0):  # inf or NaN
+            bad_cols = True
     _gemm_abt(x1 + i0 * d, x2 + j0 * d, <int>(i1 - i0), <int>cols, <int>d,
               out + i0 * m + j0, <int>m)
     for i in range(i0, i1):
@@ -186,9 +193,10 @@ cdef inline void _cdist_tile(const floating* x1, const floating* x2, floating* o
             memcpy(&u, &r, 8)
             w[j] = 0.0 if d2 < 0.0 else d2      # clamped (NaN stays NaN); still < tau·s
             bits = bits | u
-        if bits >> 63:
+        bad = not (a - a == 0.0)
+        if (bits >> 63) or bad or bad_cols:
             for j in range(cols):
-                if w[j] < tau * (a + nc[j]):
+                if bad or not (nc[j] - nc[j] == 0.0) or w[j] < tau * (a + nc[j]):
                     w[j] = _exact_sq(p, x2 + (j0 + j) * d, d)
         if squared:
             for j in range(cols):

@@ -20,8 +20,13 @@ Strategy
 - Backward weights `w` are either one value per row / element (reduction='none') or a single
   value (length-1 array: 'mean' passes g/N, 'sum' passes g) so no broadcast array is built.
 - Every sum accumulates in double; the per-row/per-element values are written in the input
-  dtype. Kernels assume valid input (labels in [0, C)); the Python layer validates.
+  dtype. Totals never use an OpenMP reduction (its order depends on the thread count):
+  each row's loss (MSE: each fixed block of MSE_BLK elements' sum) goes to a double buffer
+  that is then summed serially, so the total is bit-identical for any number of threads.
+  Kernels assume valid input (labels in [0, C)); the Python layer validates.
 """
+import numpy as np
+
 from cython.parallel cimport prange
 from libc.math cimport exp, log
 from libc.stdint cimport int32_t, int64_t, uint32_t
@@ -167,10 +172,11 @@ def xent_forward(const floating[:, ::1] s, const int64_t[::1] y, double[:, ::1] 
     """
     cdef Py_ssize_t N = s.shape[0], C = s.shape[1], i
     cdef bint want_grad = grad.shape[0] == N
-    cdef double total = 0.0, li, ls
+    cdef double li, ls
     cdef floating m
     if N == 0:
         return 0.0
+    cdef double[::1] part = np.empty(N, np.float64)
     for i in prange(N, nogil=True, schedule="static", use_threads_if=N * C >= TG_PAR_MIN):
         m = _row_max(&s[i, 0], C)
         if want_grad:
@@ -181,8 +187,8 @@ def xent_forward(const floating[:, ::1] s, const int64_t[::1] y, double[:, ::1] 
         stats[i, 1] = ls
         li = (<double>m - <double>s[i, y[i]]) + ls
         loss[i] = <floating>li
-        total += li
-    return total
+        part[i] = li
+    return _sum4(&part[0], N)
 
 
 cdef inline void _xent_back_row(const floating* s, Py_ssize_t C, Py_ssize_t y, floating m,
@@ -252,17 +258,18 @@ def hinge_forward(const floating[:, ::1] s, const int64_t[::1] y, floating margi
     """
     cdef Py_ssize_t N = s.shape[0], C = s.shape[1], i
     cdef bint want_grad = grad.shape[0] == N
-    cdef double total = 0.0, li
+    cdef double li
     if N == 0:
         return 0.0
+    cdef double[::1] part = np.empty(N, np.float64)
     for i in prange(N, nogil=True, schedule="static", use_threads_if=N * C >= TG_PAR_MIN):
         if want_grad:
             li = _hinge_row_grad(&s[i, 0], C, y[i], margin, w, &grad[i, 0])
         else:
             li = _hinge_row(&s[i, 0], C, y[i], margin)
         loss[i] = <floating>li
-        total += li
-    return total
+        part[i] = li
+    return _sum4(&part[0], N)
 
 
 cdef inline void _hinge_back_row(const floating* s, Py_ssize_t C, Py_ssize_t y,
@@ -288,17 +295,38 @@ def hinge_backward(const floating[:, ::1] s, const int64_t[::1] y, floating marg
 
 
 # ---------------------------------------------------------------------------- MSE
-def mse_forward(const floating[::1] x, const floating[::1] t, floating[::1] sq):
-    """sq_k = (x_k − t_k)² (skipped when sq is empty); returns Σ_k (x_k − t_k)² in double."""
-    cdef Py_ssize_t n = x.shape[0], k
-    cdef bint keep = sq.shape[0] == n and n > 0
-    cdef double total = 0.0, d
-    for k in prange(n, nogil=True, schedule="static", use_threads_if=n >= TG_PAR_MIN):
+cdef enum:
+    MSE_BLK = 4096      # elements per partial sum of mse_forward (fixed: see the docstring)
+
+
+cdef inline double _mse_block(const floating* x, const floating* t, floating* sq,
+                              Py_ssize_t n) noexcept nogil:
+    """Σ (x − t)² over one block in double (four accumulators), writing sq when not NULL."""
+    cdef double a[4]
+    cdef double d
+    cdef Py_ssize_t k
+    a[0] = a[1] = a[2] = a[3] = 0.0
+    for k in range(n):
         d = <double>x[k] - <double>t[k]
-        if keep:
+        if sq != NULL:
             sq[k] = <floating>(d * d)
-        total += d * d
-    return total
+        a[k & 3] += d * d
+    return (a[0] + a[1]) + (a[2] + a[3])
+
+
+def mse_forward(const floating[::1] x, const floating[::1] t, floating[::1] sq):
+    """sq_k = (x_k − t_k)² (skipped when sq is empty); returns Σ_k (x_k − t_k)² in double,
+    as fixed blocks of MSE_BLK elements summed in parallel, then their sums serially."""
+    cdef Py_ssize_t n = x.shape[0], nb = (n + MSE_BLK - 1) // MSE_BLK, b, k0
+    cdef bint keep = sq.shape[0] == n
+    if n == 0:
+        return 0.0
+    cdef double[::1] part = np.empty(nb, np.float64)
+    for b in prange(nb, nogil=True, schedule="static", use_threads_if=n >= TG_PAR_MIN):
+        k0 = b * MSE_BLK
+        part[b] = _mse_block(&x[k0], &t[k0], &sq[k0] if keep else NULL,
+                             min(MSE_BLK, n - k0))
+    return _sum4(&part[0], nb)
 
 
 def mse_backward(const floating[::1] x, const floating[::1] t, const floating[::1] w,

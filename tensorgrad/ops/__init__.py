@@ -1,16 +1,20 @@
 """All tensor ops, grouped by family; this module also installs them as Tensor methods.
 
 Each op's forward and its vector-Jacobian product sit side by side in its family module:
-elementwise, activation, reduce, shape (views, indexing), blas (matmul), distance, loss.
+elementwise, activation, reduce, shape (views, indexing), blas (matmul), linear, distance,
+loss. ``registry`` lists every public op once, with its formulas and kernel (``table()``).
 """
 from tensorgrad._tensor import Tensor
+from tensorgrad.ops import registry
 from tensorgrad.ops.activation import log_softmax, relu, sigmoid, softmax, tanh
 from tensorgrad.ops.blas import bmm, dot, matmul, mm
+from tensorgrad.ops.distance import cdist
 from tensorgrad.ops.elementwise import (
     abs,
     add,
     cast,
     clamp,
+    clip,
     div,
     eq,
     exp,
@@ -20,6 +24,7 @@ from tensorgrad.ops.elementwise import (
     log,
     logical_not,
     lt,
+    masked_fill,
     maximum,
     minimum,
     mul,
@@ -33,20 +38,25 @@ from tensorgrad.ops.elementwise import (
     sub,
     where,
 )
-from tensorgrad.ops.reduce import argmax, argmin, logsumexp, max, mean, min, sum
+from tensorgrad.ops.linear import linear, linear_relu
+from tensorgrad.ops.loss import cross_entropy, mse_loss, multiclass_hinge_loss, nll_loss
+from tensorgrad.ops.reduce import amax, amin, argmax, argmin, logsumexp, max, mean, min, sum
 from tensorgrad.ops.shape import (
     cat,
     chunk,
     clone,
     contiguous,
     expand,
+    expand_as,
     flatten,
     gather,
     index,
+    index_select,
     movedim,
     narrow,
     permute,
     reshape,
+    reshape_as,
     split,
     squeeze,
     stack,
@@ -54,15 +64,88 @@ from tensorgrad.ops.shape import (
     transpose,
     unsqueeze,
     view,
+    view_as,
 )
 
-__all__ = ["abs", "add", "argmax", "argmin", "bmm", "cast", "cat", "chunk", "clamp", "clone",
-           "contiguous", "div", "dot", "eq", "exp", "expand", "flatten", "gather", "ge", "gt",
-           "index", "le", "log", "log_softmax", "logical_not", "logsumexp", "lt", "matmul",
-           "max", "maximum", "mean", "min", "minimum", "mm", "movedim", "mul", "narrow", "ne",
-           "neg", "permute", "pow", "reciprocal", "relu", "reshape", "sigmoid", "sign",
-           "softmax", "split", "sqrt", "square", "squeeze", "stack", "sub", "sum", "t", "tanh",
-           "transpose", "unsqueeze", "view", "where"]
+table = registry.table      # tg.ops.table(): one record per public op
+
+__all__ = [
+    "abs",
+    "add",
+    "amax",
+    "amin",
+    "argmax",
+    "argmin",
+    "bmm",
+    "cast",
+    "cat",
+    "cdist",
+    "chunk",
+    "clamp",
+    "clip",
+    "clone",
+    "contiguous",
+    "cross_entropy",
+    "div",
+    "dot",
+    "eq",
+    "exp",
+    "expand",
+    "expand_as",
+    "flatten",
+    "gather",
+    "ge",
+    "gt",
+    "index",
+    "index_select",
+    "le",
+    "linear",
+    "linear_relu",
+    "log",
+    "log_softmax",
+    "logical_not",
+    "logsumexp",
+    "lt",
+    "masked_fill",
+    "matmul",
+    "max",
+    "maximum",
+    "mean",
+    "min",
+    "minimum",
+    "mm",
+    "movedim",
+    "mse_loss",
+    "mul",
+    "multiclass_hinge_loss",
+    "narrow",
+    "ne",
+    "neg",
+    "nll_loss",
+    "permute",
+    "pow",
+    "reciprocal",
+    "relu",
+    "reshape",
+    "reshape_as",
+    "sigmoid",
+    "sign",
+    "softmax",
+    "split",
+    "sqrt",
+    "square",
+    "squeeze",
+    "stack",
+    "sub",
+    "sum",
+    "t",
+    "tanh",
+    "transpose",
+    "unsqueeze",
+    "view",
+    "view_as",
+    "where",
+]
 
 
 def _install():
@@ -72,7 +155,9 @@ def _install():
                  "logsumexp", "lt", "matmul", "max", "maximum", "mean", "min", "minimum", "mul",
                  "movedim", "narrow", "ne", "neg", "permute", "pow", "reciprocal", "relu",
                  "reshape", "sigmoid", "sign", "softmax", "split", "sqrt", "square", "squeeze",
-                 "sub", "sum", "t", "tanh", "transpose", "unsqueeze", "view", "clone"]:
+                 "sub", "sum", "t", "tanh", "transpose", "unsqueeze", "view", "clone", "amax",
+                 "amin", "bmm", "clip", "dot", "expand_as", "index_select", "masked_fill",
+                 "mm", "reshape_as", "view_as"]:
         setattr(T, name, globals()[name])
     T.__add__ = add
     T.__radd__ = lambda self, other: add(other, self)

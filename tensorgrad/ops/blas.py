@@ -5,6 +5,8 @@ views (``.mT``) that the GEMM wrapper passes to BLAS as transpose flags, so back
 copies a matrix, and never forms the [N·M × N·D] Jacobian (256 GB at N=64, D=M=4096; the two
 products need a few MB).
 """
+import math
+
 import numpy as np
 
 from tensorgrad._kernels import blas as BK
@@ -102,7 +104,7 @@ def matmul(a, b):
     if b.ndim == 2:
         # [..., M, K] @ [K, N]: one GEMM over the stacked rows
         lead = a.shape[:-1]
-        y = MatMul.apply(reshape(a, (-1, a.shape[-1])), b)
+        y = MatMul.apply(reshape(a, (math.prod(lead), a.shape[-1])), b)
         return reshape(y, lead + (b.shape[1],))
     try:
         batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
@@ -134,7 +136,8 @@ def _batch3(x, batch):
         if all(s == 1 for s in x.shape[:-2]):
             return reshape(x, (1,) + x.shape[-2:])
         x = expand(x, batch + x.shape[-2:])
-    return reshape(x, (-1,) + x.shape[-2:])
+    # the batch size spelled out: -1 is ambiguous when a matrix dim is 0
+    return reshape(x, (math.prod(x.shape[:-2]),) + x.shape[-2:])
 
 
 def mm(a, b):

@@ -30,6 +30,7 @@ __all__ = [
     "add",
     "cast",
     "clamp",
+    "clip",
     "div",
     "eq",
     "exp",
@@ -39,6 +40,7 @@ __all__ = [
     "log",
     "logical_not",
     "lt",
+    "masked_fill",
     "maximum",
     "minimum",
     "mul",
@@ -193,10 +195,11 @@ class Pow(Function):
                 p = ctx.consts[1]
                 gx = mul(g, mul(pow(x, p - 1), p)) if p != 0 else mul(g, 0.0)
             else:
-                # exponent 1 where y == 0: y * x**0 is 0 even at x == 0, and neither this
-                # gradient nor its own derivative meets 0 * inf
-                e = where(eq(y, 0.0), 1.0, y)
-                gx = unbroadcast(mul(g, mul(y, pow(x, sub(e, 1.0)))), x.shape)
+                # base 1 where x == 0 and y == 0, so y * x**(y-1) is 0 there instead of
+                # 0 * inf; elsewhere the formula is kept whole (also at y == 0, x != 0), so
+                # its derivative in y, x**(y-1) (1 + y log x), stays right for double backward
+                xs = where(eq(y, 0.0), where(eq(x, 0.0), 1.0, x), x)
+                gx = unbroadcast(mul(g, mul(y, pow(xs, sub(y, 1.0)))), x.shape)
         if ny:
             xv = x if x is not None else ctx.consts[0]
             if isinstance(xv, Tensor):
@@ -377,14 +380,16 @@ class Abs(Function):
 
 
 class Clamp(Function):
-    """z = min(max(x, lo), hi);   gx = g where lo <= x <= hi else 0"""
+    """z = min(max(x, lo), hi) (all hi when lo > hi);   gx = g where lo <= x <= hi else 0
+    (so 0 everywhere when lo > hi, as in PyTorch)"""
 
     @staticmethod
     def forward(ctx, x, lo, hi):
         ctx.save_for_backward(x)
         ctx.bounds = (lo, hi)
         out = ctx.empty(x._data.shape, x._data.dtype)
-        EK.clamp(x._data, lo, hi, out)
+        # the kernel applies hi first, then lo: lowering lo to hi makes lo > hi give hi
+        EK.clamp(x._data, min(lo, hi), hi, out)
         return _wrap(out)
 
     @staticmethod
@@ -693,7 +698,8 @@ def sign(x):
 
 
 def clamp(x, min=None, max=None):
-    """Clip x into [min, max]; the gradient passes where min <= x <= max (boundary included).
+    """Clip x into [min, max]: z = min(max(x, min), max), so min > max gives max everywhere
+    (PyTorch). gx = g where min <= x <= max (boundary included), else 0.
 
     Bounds may be numbers or Tensors (broadcasting); a Tensor bound gets the gradient where
     it is the value chosen.
@@ -708,6 +714,12 @@ def clamp(x, min=None, max=None):
     if x._data.dtype not in FLOATS:
         return _wrap(np.asarray(np.clip(x._data, min, max)))
     return Clamp.apply(x, lo, hi)
+
+
+def clip(x, min=None, max=None):
+    """Alias of ``clamp`` (numpy's and PyTorch's other name): z = min(max(x, min), max);
+    gx = g where min <= x <= max, else 0."""
+    return clamp(x, min, max)
 
 
 def _clamp_tensor(x, lo, hi):
@@ -752,6 +764,28 @@ def where(condition, x, y):
                              f"be broadcast together") from None
         return Where.apply(cond, x, y)
     return _wrap(np.where(cond._data, x._data, y._data))
+
+
+def masked_fill(x, mask, value):
+    """x with ``value`` (a number or a 0-d tensor) where the bool ``mask`` (broadcastable to
+    x's shape) is true.  z = where(mask, value, x);  gx = g where mask is false, else 0;
+    g_value = Σ g over the filled entries."""
+    x = as_tensor(x, op="masked_fill")
+    m = as_tensor(mask, op="masked_fill")
+    if m._data.dtype != np.bool_:
+        raise TypeError(f"masked_fill: mask must be a bool tensor, got {m._data.dtype}")
+    if isinstance(value, Tensor) and value.ndim != 0:
+        raise ValueError(f"masked_fill: value must be a number or a 0-d tensor, got shape "
+                         f"{value.shape}")
+    try:
+        ok = np.broadcast_shapes(m.shape, x.shape) == x.shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"masked_fill: mask of shape {m.shape} does not broadcast to the "
+                         f"input's shape {x.shape}")
+    value = value if isinstance(value, Tensor) else as_tensor(value, like=x, op="masked_fill")
+    return where(m, cast(value, x._data.dtype), x)
 
 
 class Compare(Function):

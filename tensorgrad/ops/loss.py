@@ -22,10 +22,10 @@ from tensorgrad._kernels import loss as LK
 from tensorgrad._tensor import Tensor, _wrap
 from tensorgrad.function import Function, is_grad_enabled
 from tensorgrad.ops._util import FLOATS, as_tensor, result_float, shape_str
-from tensorgrad.ops.activation import softmax
+from tensorgrad.ops.activation import log_softmax, softmax
 from tensorgrad.ops.elementwise import cast
 
-__all__ = ["cross_entropy", "mse_loss", "multiclass_hinge_loss"]
+__all__ = ["cross_entropy", "mse_loss", "multiclass_hinge_loss", "nll_loss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -49,8 +49,9 @@ def _check_scores(scores, op):
     return scores
 
 
-def _check_labels(labels, scores, op):
-    """Labels as a C-contiguous int64 ndarray, after checking dtype, shape and range."""
+def _check_labels(labels, scores, op, ignore_index=None):
+    """(labels as a C-contiguous int64 ndarray, whether any equals ``ignore_index``), after
+    checking dtype, shape and range (a label equal to ``ignore_index`` is allowed anywhere)."""
     arr = labels._data if isinstance(labels, Tensor) else np.asarray(labels)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{op}: labels must be an integer array (class indices), got dtype "
@@ -59,15 +60,23 @@ def _check_labels(labels, scores, op):
     if arr.ndim != 1 or arr.shape[0] != n:
         raise ValueError(f"{op}: labels must have shape ({n},) to match scores of shape "
                          f"{tuple(scores.shape)}, got shape {tuple(arr.shape)}")
+    ignored = False
     if n:
         lo, hi = arr.min(), arr.max()
         if lo < 0 or hi >= c:
-            bad = int(np.flatnonzero((arr < 0) | (arr >= c))[0])
-            raise ValueError(f"{op}: label {int(arr[bad])} at index {bad} is out of range "
-                             f"[0, {c}) for scores of shape {tuple(scores.shape)}")
+            out = (arr < 0) | (arr >= c)
+            if ignore_index is not None:
+                out &= arr != ignore_index
+            if out.any():
+                bad = int(np.flatnonzero(out)[0])
+                raise ValueError(f"{op}: label {int(arr[bad])} at index {bad} is out of range "
+                                 f"[0, {c}) for scores of shape {tuple(scores.shape)}")
+            ignored = True          # every label outside [0, c) is ignore_index
+        elif ignore_index is not None and lo <= ignore_index <= hi:
+            ignored = bool((arr == ignore_index).any())
     if arr.dtype != np.int64 or not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr, dtype=np.int64)
-    return arr
+    return arr, ignored
 
 
 def _c(arr):
@@ -180,16 +189,87 @@ class CrossEntropy(Function):
         return gs, None, None
 
 
-def cross_entropy(scores, labels, reduction="mean"):
+def cross_entropy(scores, labels, weight=None, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0):
     """Softmax cross-entropy (the softmax loss) of scores [N, C] against int labels [N]:
     L_i = −log(exp(s_{i,y_i}) / Σ_j exp(s_ij)), computed with a stable log-sum-exp; the
     result is averaged over the batch ('mean'), summed ('sum') or returned per row ('none').
+
+    PyTorch's options, with p = log_softmax(s), ε = label_smoothing and w the class weights
+    (all 1 by default): L_i = (1 − ε)·(−w_{y_i} p_{i,y_i}) + (ε/C)·(−Σ_c w_c p_ic), 0 for
+    rows whose label is ``ignore_index``; 'mean' divides by Σ w_{y_i} over the rows kept.
+    The VJP: gs_i = (the row's weight)·(softmax(s_i)·Σ_c q_ic − q_i) with
+    q_i = (1 − ε)·w_{y_i}·onehot(y_i) + (ε/C)·w (by differentiable ops; the default
+    arguments use the fused kernel).
     """
     op = "cross_entropy"
     _check_reduction(reduction, op)
     scores = _check_scores(scores, op)
-    y = _check_labels(labels, scores, op)
-    return CrossEntropy.apply(scores, y, reduction)
+    y, ignored = _check_labels(labels, scores, op, ignore_index)
+    if weight is None and not label_smoothing and not ignored:
+        return CrossEntropy.apply(scores, y, reduction)     # the fused kernel: nothing ignored
+    eps = float(label_smoothing)
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
+    logp = log_softmax(scores, 1)
+    w = _check_class_weight(weight, scores, op)
+    loss = _nll(logp, y, w, ignore_index, reduction)
+    if not eps:
+        return loss
+    smooth = -(logp * _wrap(w) if w is not None else logp).sum(1)
+    keep = y != ignore_index
+    smooth = smooth * _wrap(keep.astype(scores._data.dtype))
+    if reduction == "sum":
+        smooth = smooth.sum()
+    elif reduction == "mean":
+        smooth = smooth.sum() / _kept_weight(y, w, keep)
+    return loss * (1.0 - eps) + smooth * (eps / scores.shape[1])
+
+
+def _check_class_weight(weight, scores, op):
+    """The class weights as a [C] ndarray of the scores' dtype (constants: no gradient)."""
+    if weight is None:
+        return None
+    arr = weight._data if isinstance(weight, Tensor) else np.asarray(weight)
+    c = scores.shape[1]
+    if arr.shape != (c,) or arr.dtype.kind not in "fiu":
+        raise ValueError(f"{op}: weight must be a 1-D tensor of {c} numbers (one per class), "
+                         f"got shape {tuple(arr.shape)} and dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=scores._data.dtype)
+
+
+def _kept_weight(y, w, keep):
+    """Σ w_{y_i} over the rows kept (their count without weights): 'mean''s divisor."""
+    yk = y[keep]
+    return float(w[yk].sum()) if w is not None else float(yk.size)
+
+
+def _nll(logp, y, w, ignore_index, reduction):
+    """L_i = −w_{y_i}·logp_{i,y_i} (0 where y_i == ignore_index), reduced as PyTorch does."""
+    from tensorgrad.ops.shape import gather, reshape
+    keep = y != ignore_index
+    ys = np.where(keep, y, 0)
+    rw = (w[ys] if w is not None else np.ones(y.shape, logp._data.dtype)) * keep
+    picked = reshape(gather(logp, 1, ys.reshape(-1, 1)), (-1,))
+    rows = picked * _wrap(np.asarray(-rw, logp._data.dtype))
+    if reduction == "none":
+        return rows
+    total = rows.sum()
+    return total if reduction == "sum" else total / _kept_weight(y, w, keep)
+
+
+def nll_loss(log_probs, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood of log-probabilities [N, C] (e.g. log_softmax's output) against
+    int targets [N], as PyTorch's: L_i = −w_{y_i}·log_probs_{i,y_i} (w: optional class weights
+    [C], 1 by default), 0 where y_i == ignore_index; 'mean' divides Σ L_i by Σ w_{y_i} over
+    the rows kept, 'sum' sums, 'none' returns L.  VJP: g_{i,y_i} = −w_{y_i}·(g_i, or g / Σ w
+    for 'mean'), 0 elsewhere."""
+    op = "nll_loss"
+    _check_reduction(reduction, op)
+    log_probs = _check_scores(log_probs, op)
+    y, _ = _check_labels(target, log_probs, op, ignore_index)
+    return _nll(log_probs, y, _check_class_weight(weight, log_probs, op), ignore_index,
+                reduction)
 
 
 # ------------------------------------------------------------------------------ hinge (SVM)
@@ -237,7 +317,7 @@ def multiclass_hinge_loss(scores, labels, margin=1.0, reduction="mean"):
     op = "multiclass_hinge_loss"
     _check_reduction(reduction, op)
     scores = _check_scores(scores, op)
-    y = _check_labels(labels, scores, op)
+    y, _ = _check_labels(labels, scores, op)
     try:
         margin = float(margin)
     except (TypeError, ValueError):
@@ -288,7 +368,8 @@ class MSE(Function):
         gx = _wrap(out)
         if not nt:
             return gx, None, None
-        gt = _wrap(np.negative(out)) if nx else _wrap(np.negative(out, out=out))
+        # out= always: a ufunc on a 0-d array without it returns a numpy scalar, not an array
+        gt = _wrap(np.negative(out, out=np.empty_like(out) if nx else out))
         return (gx if nx else None), gt, None
 
 

@@ -1,4 +1,4 @@
-"""Reductions: sum, mean, max, min, logsumexp (and argmax/argmin).
+"""Reductions: sum, mean, max, min, amax, amin, logsumexp (and argmax/argmin).
 
 Each takes ``dim``/``keepdim`` (PyTorch's names) and also numpy's ``axis``/``keepdims`` (and
 ``out=None``), so ``np.sum(t)``, ``np.mean(t)``, ``np.max(t, axis=1)`` work on a Tensor: numpy
@@ -7,8 +7,11 @@ calls the method of the same name with those keywords.
 Kernels see a C-contiguous array as [A, B, C] and reduce the middle axis B: any contiguous
 run of axes reduces in one call; other axis sets reduce run by run. Sums accumulate in double.
 The backward of a sum broadcasts g back (a view, no copy); max/min route the whole gradient to
-the winning element (the first one on ties, like argmax).
+the winning element (the first one on ties, like argmax); amax/amin split it evenly among
+tied maxima, as PyTorch does.
 """
+from collections import namedtuple
+
 import numpy as np
 
 from tensorgrad._kernels import reduce as RK
@@ -17,7 +20,13 @@ from tensorgrad.function import Function
 from tensorgrad.ops._util import FLOATS, as_tensor, normalize_dim, normalize_dims
 from tensorgrad.ops.elementwise import cast, exp, mul, sub
 
-__all__ = ["argmax", "argmin", "logsumexp", "max", "mean", "min", "sum"]
+__all__ = ["amax", "amin", "argmax", "argmin", "logsumexp", "max", "mean", "min", "sum"]
+
+# what max(x, dim) / min(x, dim) return, as torch.return_types.max / .min
+MaxResult = namedtuple("max", ["values", "indices"])
+MinResult = namedtuple("min", ["values", "indices"])
+MaxResult.__doc__ = "(values, indices) of max(x, dim), like torch.return_types.max."
+MinResult.__doc__ = "(values, indices) of min(x, dim), like torch.return_types.min."
 
 
 def _runs(dims):
@@ -213,7 +222,7 @@ class RouteGrad(Function):
         return reshape(r, idx.shape), None, None, None, None
 
 
-def _maxmin(cls, np_fn, x, dim, keepdim, name, binary, axis, keepdims, out):
+def _maxmin(cls, np_fn, x, dim, keepdim, name, binary, axis, keepdims, out, result):
     # PyTorch's max(x, dim) gives (values, indices); numpy's max(x, axis=) the values only
     with_indices = dim is not None
     if axis is not None or keepdims is not None or out is not None:
@@ -232,29 +241,97 @@ def _maxmin(cls, np_fn, x, dim, keepdim, name, binary, axis, keepdims, out):
         if not with_indices:
             return values
         arg = (np.argmax if name == "max" else np.argmin)(x._data, axis=dim, keepdims=keepdim)
-        return values, _wrap(np.asarray(arg))
+        return result(values, _wrap(np.asarray(arg)))
     values, indices = cls.apply(x, dim, keepdim)
-    return (values, indices) if with_indices else values
+    return result(values, indices) if with_indices else values
 
 
 def max(x, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
-    """max(x) -> the largest value; max(x, dim) -> (values, indices); max(x, y) -> maximum.
+    """max(x) -> the largest value; max(x, dim) -> a named tuple (values, indices), like
+    torch.return_types.max; max(x, y) -> maximum.
 
     With numpy's ``axis=`` (as ``np.max(t, axis=1)`` passes it) the result is numpy's: the
     values only. The gradient goes to the winning element; on ties, to the first one (like
     argmax).
     """
     from tensorgrad.ops.elementwise import maximum
-    return _maxmin(Max, np.max, x, dim, keepdim, "max", maximum, axis, keepdims, out)
+    return _maxmin(Max, np.max, x, dim, keepdim, "max", maximum, axis, keepdims, out,
+                   MaxResult)
 
 
 def min(x, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
-    """min(x) -> the smallest value; min(x, dim) -> (values, indices); min(x, y) -> minimum.
+    """min(x) -> the smallest value; min(x, dim) -> a named tuple (values, indices), like
+    torch.return_types.min; min(x, y) -> minimum.
 
     With numpy's ``axis=`` the result is the values only, as for ``max``.
     """
     from tensorgrad.ops.elementwise import minimum
-    return _maxmin(Min, np.min, x, dim, keepdim, "min", minimum, axis, keepdims, out)
+    return _maxmin(Min, np.min, x, dim, keepdim, "min", minimum, axis, keepdims, out,
+                   MinResult)
+
+
+class _AMaxMin(Function):
+    """z = max(x, dims) (or min);   gx = g * [x == z] / count(x == z)   (ties share g)"""
+    np_fn = None
+
+    @classmethod
+    def forward(cls, ctx, x, dims, keepdim):
+        d = x._data
+        out = ctx.empty(tuple(1 if i in dims else s for i, s in enumerate(d.shape))
+                        if keepdim else tuple(s for i, s in enumerate(d.shape)
+                                              if i not in dims), d.dtype)
+        cls.np_fn(d, axis=dims, keepdims=keepdim, out=out)
+        ctx.save_for_backward(x)
+        ctx.dims = dims
+        return _wrap(out)
+
+    @classmethod
+    def backward(cls, ctx, g):
+        from tensorgrad.ops.shape import expand, reshape
+        (x,) = ctx.saved_tensors
+        dims = ctx.dims
+        d = x._data
+        kshape = tuple(1 if i in dims else s for i, s in enumerate(d.shape))
+        hit = np.asarray(d == cls.np_fn(d, axis=dims, keepdims=True))
+        share = hit.astype(d.dtype)         # a constant: 0 a.e. in x
+        share /= hit.sum(axis=dims, keepdims=True)
+        return mul(expand(reshape(g, kshape), d.shape), _wrap(share)), None, None
+
+
+class AMax(_AMaxMin):
+    np_fn = staticmethod(np.max)
+
+
+class AMin(_AMaxMin):
+    np_fn = staticmethod(np.min)
+
+
+def _amaxmin(cls, x, dim, keepdim, name):
+    x = as_tensor(x, op=name)
+    dims = normalize_dims(dim, x.ndim, name)
+    if any(x.shape[i] == 0 for i in dims):
+        raise ValueError(f"{name}: reduction over an empty dimension (shape {x.shape}, dims "
+                         f"{dims})")
+    if x._data.dtype not in FLOATS:
+        return _wrap(np.asarray(cls.np_fn(x._data, axis=dims, keepdims=keepdim)))
+    return cls.apply(x, dims, keepdim)
+
+
+def amax(x, dim=(), keepdim=False):
+    """The largest values over ``dim`` (an int or a tuple; () or None: all dims), values only.
+
+    z = max over dims of x;  gx = g * [x == z] / (number of entries equal to z): tied maxima
+    share the gradient evenly, as in PyTorch (``max(x, dim)`` gives it all to the first).
+    """
+    return _amaxmin(AMax, x, dim, keepdim, "amax")
+
+
+def amin(x, dim=(), keepdim=False):
+    """The smallest values over ``dim`` (an int or a tuple; () or None: all dims), values only.
+
+    z = min over dims of x;  gx = g * [x == z] / (number of entries equal to z) (ties share).
+    """
+    return _amaxmin(AMin, x, dim, keepdim, "amin")
 
 
 def argmax(x, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
@@ -302,8 +379,9 @@ class LogSumExp(Function):
 
 
 def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
-    """log(sum(exp(x))) along ``dim`` (required; ``axis`` is an alias), stable for large
-    inputs. z = log Σ exp(x);  gx = g * exp(x - z) = g * softmax(x)."""
+    """log(sum(exp(x))) over ``dim`` (required: an int or a tuple of dims; ``axis`` is an
+    alias), stable for large inputs. z = log Σ exp(x);  gx = g * exp(x - z) = g * softmax(x)
+    over the reduced dims."""
     if axis is not None or keepdims is not None:
         dim, keepdim = _numpy_args("logsumexp", dim, keepdim, axis, keepdims, None)
     if dim is None:
@@ -312,11 +390,24 @@ def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     if x._data.dtype not in FLOATS:
         x = cast(x, np.float32)
     if isinstance(dim, (tuple, list)):
-        if len(dim) != 1:
-            raise ValueError("logsumexp: reduce one dimension at a time")
-        dim = dim[0]
+        dims = normalize_dims(dim, x.ndim, "logsumexp")
+        if len(dims) > 1:
+            return _logsumexp_dims(x, dims, keepdim)
+        dim = dims[0] if dims else 0
     dim = normalize_dim(dim, x.ndim, "logsumexp")
     if x.ndim == 0:
         from tensorgrad.ops.shape import reshape
         return LogSumExp.apply(reshape(x, (1,)), 0, False)    # log(exp(x)) of one element
     return LogSumExp.apply(x, dim, keepdim)
+
+
+def _logsumexp_dims(x, dims, keepdim):
+    """logsumexp over several dims: move them last, merge them into one, reduce that one."""
+    from tensorgrad.ops.shape import permute, reshape
+    kept = tuple(i for i in range(x.ndim) if i not in dims)
+    n = _prod(x.shape[i] for i in dims)
+    flat = reshape(permute(x, kept + dims), tuple(x.shape[i] for i in kept) + (n,))
+    z = LogSumExp.apply(flat, len(kept), False)
+    if keepdim:
+        z = reshape(z, tuple(1 if i in dims else s for i, s in enumerate(x.shape)))
+    return z

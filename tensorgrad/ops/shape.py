@@ -7,17 +7,22 @@ copy necessary; ``reshape`` copies only then. Gradients of views are views of th
 (reshape/permute) or sums (expand); indexing scatters back with accumulation of repeated
 indices.
 """
+import math
+
 import numpy as np
 
 from tensorgrad._tensor import Tensor, _wrap
 from tensorgrad.function import Function
 from tensorgrad.ops._util import (
+    _F64,
+    FLOATS,
     as_tensor,
     normalize_dim,
     shape_str,
     unbroadcast,
     view_as_shape,
 )
+from tensorgrad.ops.elementwise import cast
 
 __all__ = [
     "cat",
@@ -25,13 +30,16 @@ __all__ = [
     "clone",
     "contiguous",
     "expand",
+    "expand_as",
     "flatten",
     "gather",
     "index",
+    "index_select",
     "movedim",
     "narrow",
     "permute",
     "reshape",
+    "reshape_as",
     "split",
     "squeeze",
     "stack",
@@ -39,6 +47,7 @@ __all__ = [
     "transpose",
     "unsqueeze",
     "view",
+    "view_as",
 ]
 
 
@@ -129,6 +138,16 @@ def reshape(x, *shape):
     return Reshape.apply(x, shape)
 
 
+def view_as(x, other):
+    """view(x, other.shape): the same memory with ``other``'s shape (never copies)."""
+    return view(x, other.shape)
+
+
+def reshape_as(x, other):
+    """reshape(x, other.shape): ``other``'s shape, a view when the strides allow."""
+    return reshape(x, other.shape)
+
+
 def flatten(x, start_dim=0, end_dim=-1):
     """Merge dims ``start_dim`` .. ``end_dim`` into one (a view when the strides allow)."""
     nd = x.ndim
@@ -136,8 +155,11 @@ def flatten(x, start_dim=0, end_dim=-1):
         return reshape(x, (1,))
     s = normalize_dim(start_dim, nd, "flatten")
     e = normalize_dim(end_dim, nd, "flatten")
-    shape = x.shape[:s] + (-1,) + x.shape[e + 1:]
-    return reshape(x, shape)
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
+                         f"(for a tensor of shape {x.shape})")
+    # the merged size spelled out: -1 is ambiguous when another dim is 0
+    return reshape(x, x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:])
 
 
 class Permute(Function):
@@ -252,6 +274,12 @@ def expand(x, *shape):
     return Expand.apply(x, shape)
 
 
+def expand_as(x, other):
+    """expand(x, other.shape): broadcast to ``other``'s shape without copying.
+    gx = g summed over the broadcast dims"""
+    return expand(x, other.shape)
+
+
 class Contiguous(Function):
     """z = a C-contiguous copy of x;   gx = g"""
 
@@ -327,6 +355,8 @@ def chunk(x, chunks, dim=0):
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
     d = normalize_dim(dim, x.ndim, "chunk")
     n = x.shape[d]
+    if n == 0:                  # PyTorch: ``chunks`` empty pieces
+        return tuple(Split.apply(x, (0,) * chunks, d)) if chunks > 1 else (x,)
     step = max(-(-n // chunks), 1)
     return split(x, step, d)
 
@@ -351,20 +381,24 @@ class Cat(Function):
 
 
 def cat(tensors, dim=0):
-    """Concatenate along an existing dimension."""
+    """Concatenate along an existing dimension; float32 mixed with float64 gives float64
+    (each input's gradient comes back in its own dtype).  g_i = the slice of g of input i"""
     xs = [as_tensor(t, op="cat") for t in tensors]
     if not xs:
         raise ValueError("cat: expected a non-empty sequence of tensors")
     nd = xs[0].ndim
     d = normalize_dim(dim, nd, "cat")
-    dt = xs[0]._data.dtype
     for x in xs[1:]:
         if x.ndim != nd or any(a != b for i, (a, b) in enumerate(zip(x.shape, xs[0].shape))
                                if i != d):
             raise ValueError(f"cat: shapes {shape_str(xs[0].shape, x.shape)} do not match "
                              f"outside dim {d}")
-        if x._data.dtype != dt:
-            raise TypeError(f"cat: dtypes {dt} and {x._data.dtype} differ")
+    dts = {x._data.dtype for x in xs}
+    if len(dts) > 1:
+        if any(t not in FLOATS for t in dts):
+            raise TypeError(f"cat: dtypes {' and '.join(sorted(map(str, dts)))} differ (only "
+                            f"float32 and float64 mix, giving float64)")
+        xs = [cast(x, _F64) for x in xs]    # float32 + float64 -> float64, as in PyTorch
     return Cat.apply(d, *xs)        # always a new tensor, even of one input (as in PyTorch)
 
 
@@ -461,10 +495,39 @@ def index(x, key):
 
 
 def narrow(x, dim, start, length):
-    """The slice ``start:start + length`` along ``dim`` (a view).  gx = g placed in zeros."""
+    """The slice ``start:start + length`` along ``dim`` (a view; a negative start counts from
+    the end, as in PyTorch).  gx = g placed in zeros."""
     d = normalize_dim(dim, x.ndim, "narrow")
-    key = (slice(None),) * d + (slice(start, start + length),)
+    n = x.shape[d]
+    begin = start + n if start < 0 else start
+    if not -n <= start <= n or length < 0 or begin + length > n:
+        raise IndexError(f"narrow: start {start} and length {length} are out of range for "
+                         f"dim {d} of size {n} (shape {x.shape}); need -{n} <= start <= {n} "
+                         f"and start + length <= {n} after wrapping a negative start")
+    key = (slice(None),) * d + (slice(begin, begin + length),)
     return Index.apply(x, key)
+
+
+def index_select(x, dim, index):
+    """The entries of x at the int ``index`` (1-D, or one number) along ``dim``, each in
+    [0, size): z has x's shape with dim ``dim`` of size len(index) (a copy).
+    z = x[..., index, ...];  gx = zeros with g added at index (repeated indices accumulate)."""
+    idx = index._data if isinstance(index, Tensor) else np.asarray(index)
+    if idx.dtype.kind not in "iu" or idx.ndim > 1:
+        raise TypeError(f"index_select: index must be a 1-D integer tensor, got shape "
+                        f"{idx.shape} and dtype {idx.dtype}")
+    d = normalize_dim(dim, x.ndim, "index_select")
+    idx = idx.reshape(-1).astype(np.int64, copy=False)
+    n = x.shape[d] if x.ndim else 1
+    bad = idx[(idx < 0) | (idx >= n)]
+    if bad.size:
+        raise IndexError(f"index_select: index {int(bad[0])} is out of range for dim {d} of "
+                         f"size {n} (shape {x.shape})")
+    if x.ndim == 0:             # PyTorch: a 0-d tensor selects into a 0-d tensor
+        if idx.size != 1:
+            raise IndexError(f"index_select: a 0-d tensor takes one index, got {idx.size}")
+        return reshape(Index.apply(reshape(x, (1,)), (idx,)), ())
+    return Index.apply(x, (slice(None),) * d + (idx,))
 
 
 class Gather(Function):
