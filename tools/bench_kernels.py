@@ -1,14 +1,20 @@
 """Scratch timings of the elementwise / activation / reduce kernels against numpy.
 
 Not a test and not part of the benchmark suite: run it by hand while tuning kernels,
-    python bench/bench_kernels_scratch.py [--threads N] [--repeat R]
+    python tools/bench_kernels.py [--threads N] [--repeat R] [--n N]
 Each figure is the best of R runs (the machine is shared, so the minimum is the most
 stable statistic); numpy and the kernel alternate so both see the same machine state.
 """
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+# The kernels being tuned are the checkout's, built in place (python setup.py build_ext
+# --inplace): put the checkout ahead of any installed tensorgrad.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tensorgrad._kernels import activation as AK
 from tensorgrad._kernels import elementwise as EK
@@ -39,8 +45,12 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=runtime.get_num_threads())
     p.add_argument("--repeat", type=int, default=15)
-    p.add_argument("--n", type=int, default=16 * 1024 * 1024)
+    p.add_argument("--n", type=int, default=16 * 1024 * 1024,
+                   help="elements of the large arrays (a multiple of 4096: the reductions "
+                        "view them as [4096, n / 4096])")
     args = p.parse_args()
+    if args.n <= 0 or args.n % 4096:
+        p.error(f"--n must be a positive multiple of 4096, got {args.n}")
     runtime.set_num_threads(args.threads)
     print(f"threads={runtime.get_num_threads()} par_min={runtime.par_min()} n={args.n} float32")
 
@@ -78,11 +88,11 @@ def main():
     o2 = np.empty((4096, 1), np.float32)
     ours, ref = best_of([lambda: RK.sum_mid(m.reshape(4096, -1, 1), o2),
                          lambda: np.sum(m, axis=1, keepdims=True, out=o2)], r)
-    row("sum over last axis [4096, 4096]", ours, ref)
-    o2 = np.empty((1, 4096), np.float32)
+    row(f"sum over last axis {list(m.shape)}", ours, ref)
+    o2 = np.empty((1, m.shape[1]), np.float32)
     ours, ref = best_of([lambda: RK.sum_mid(m.reshape(1, 4096, -1), o2),
                          lambda: np.sum(m, axis=0, keepdims=True, out=o2)], r)
-    row("sum over first axis [4096, 4096]", ours, ref)
+    row(f"sum over first axis {list(m.shape)}", ours, ref)
     ours, ref = best_of([lambda: RK.sum_all(a), lambda: np.sum(a)], r)
     row("sum_all", ours, ref)
 

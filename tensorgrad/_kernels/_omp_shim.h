@@ -10,8 +10,6 @@
 #define TG_HAVE_OPENMP 0
 static inline int omp_get_max_threads(void) { return 1; }
 static inline void omp_set_num_threads(int n) { (void)n; }
-static inline int omp_get_thread_num(void) { return 0; }
-static inline int omp_get_num_procs(void) { return 1; }
 #endif
 
 #ifndef TG_BUILD_COMPILER

@@ -5,5 +5,3 @@ cdef extern from "_omp_shim.h" nogil:
     const char* TG_BUILD_COMPILER
     int omp_get_max_threads()
     void omp_set_num_threads(int n)
-    int omp_get_thread_num()
-    int omp_get_num_procs()

@@ -4,11 +4,12 @@ epilogues applied in place after a GEMM.
 Strategy
 --------
 Same engine as elementwise.pyx (the shared _layout.pxi, textually included because kernel
-modules do not cimport each other): operands are described by a ``_Layout`` whose dims are broadcast to ``out``, with
-size-1 dims dropped and contiguous runs merged, so contiguous arrays become one flat loop and
-``out [N, M] += bias [M]`` becomes rows of unit-stride loops; other strides are walked by an
-N-d odometer. The flat range is split into BLOCK-element tasks, run by an OpenMP prange at
-TG_PAR_MIN elements and above and by a direct call below.
+modules do not cimport each other): operands are described by a ``_Layout`` whose dims are
+broadcast to ``out``, with size-1 dims dropped and contiguous runs merged, so contiguous
+arrays become one flat loop and ``out [N, M] += bias [M]`` becomes rows of unit-stride
+loops; other strides are walked by an N-d odometer. The flat range is split into
+BLOCK-element tasks, run by an OpenMP prange at TG_PAR_MIN elements and above and by a
+direct call below.
 
 Backward kernels take the saved forward OUTPUT y, never x and never a Jacobian:
     relu     y = max(x, 0)                      dx = g * (y > 0)

@@ -143,15 +143,6 @@ cdef void _row_sqnorms(const floating* x, Py_ssize_t n, Py_ssize_t d,
         out[i] = _sum_sq(x + i * d, x, d, False)
 
 
-def row_sqnorms(const floating[:, ::1] x, double[::1] out):
-    """out[i] = Σ_j x[i, j]², accumulated in double."""
-    cdef Py_ssize_t n = x.shape[0], d = x.shape[1]
-    if n == 0:
-        return
-    with nogil:
-        _row_sqnorms(&x[0, 0], n, d, &out[0])
-
-
 cdef inline void _cdist_tile(const floating* x1, const floating* x2, floating* out,
                              const double* n1, const double* n2, double* w, Py_ssize_t m,
                              Py_ssize_t d, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t j0,

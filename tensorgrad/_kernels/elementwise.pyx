@@ -1,5 +1,5 @@
 """Elementwise kernels: binary ops with numpy broadcasting, unary math, and the in-place
-helpers autograd needs (accumulate, axpy, where, clamp, clamp_mask, copy, fill).
+helpers autograd needs (accumulate, where, clamp, clamp_mask, copy).
 
 Strategy
 --------
@@ -59,13 +59,12 @@ cdef enum:
     OP_ABS = 4
     OP_SQUARE = 5
     OP_RECIPROCAL = 6
-    OP_SIGN = 7
-    N_UNARY = 8
+    N_UNARY = 7
 
 ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM = (
     OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_POW, OP_MAXIMUM, OP_MINIMUM)
-NEG, EXP, LOG, SQRT, ABS, SQUARE, RECIPROCAL, SIGN = (
-    OP_NEG, OP_EXP, OP_LOG, OP_SQRT, OP_ABS, OP_SQUARE, OP_RECIPROCAL, OP_SIGN)
+NEG, EXP, LOG, SQRT, ABS, SQUARE, RECIPROCAL = (
+    OP_NEG, OP_EXP, OP_LOG, OP_SQRT, OP_ABS, OP_SQUARE, OP_RECIPROCAL)
 
 # What a task computes (the inner loop family).
 cdef enum:
@@ -73,18 +72,16 @@ cdef enum:
     K_SCALAR = 1        # out = a op s
     K_RSCALAR = 2       # out = s op a
     K_UNARY = 3         # out = f(a)
-    K_AXPY = 4          # out += s * a          (out is operand 0 and the accumulator)
-    K_WHERE = 5         # out = cond ? a : b
-    K_CLAMP = 6         # out = min(max(a, lo), hi)
-    K_CLAMP_MASK = 7    # out = g if lo <= a <= hi else 0
-    K_COPY = 8          # out = a
-    K_FILL = 9          # out = s
+    K_WHERE = 4         # out = cond ? a : b
+    K_CLAMP = 5         # out = min(max(a, lo), hi)
+    K_CLAMP_MASK = 6    # out = g if lo <= a <= hi else 0
+    K_COPY = 7          # out = a
 
 
 cdef struct _Args:
     int kind
     int op
-    double s                    # scalar / alpha / fill value / lo
+    double s                    # scalar / lo
     double s2                   # hi
 
 
@@ -137,11 +134,6 @@ cdef inline floating _min(floating x, floating y) noexcept nogil:
     return x if (x <= y or x != x) else y
 
 
-cdef inline floating _sign(floating x) noexcept nogil:
-    # np.sign: -1, 0, 1, and NaN for NaN
-    return <floating>1 if x > 0 else (<floating>-1 if x < 0 else (<floating>0 if x == 0 else x))
-
-
 cdef inline floating _binop(int op, floating x, floating y) noexcept nogil:
     if op == OP_ADD:
         return x + y
@@ -172,10 +164,8 @@ cdef inline floating _unop(int op, floating x) noexcept nogil:
         return _abs(x)
     elif op == OP_SQUARE:
         return x * x
-    elif op == OP_RECIPROCAL:
-        return 1 / x
     else:
-        return _sign(x)
+        return 1 / x
 
 
 # ----------------------------------------------------------------------------------------
@@ -308,28 +298,12 @@ cdef void _unary_run(int op, char* o, intp so, char* a, intp sa, intp n,
         elif op == OP_SQUARE:
             for i in range(n):
                 y[i] = x[i] * x[i]
-        elif op == OP_RECIPROCAL:
-            for i in range(n):
-                y[i] = 1 / x[i]
         else:
             for i in range(n):
-                y[i] = _sign(x[i])
+                y[i] = 1 / x[i]
         return
     for i in range(n):
         (<floating*>(o + i * so))[0] = _unop(op, (<floating*>(a + i * sa))[0])
-
-
-cdef void _axpy_run(floating alpha, char* o, intp so, char* a, intp sa,
-                    intp n) noexcept nogil:
-    cdef intp i, sz = sizeof(floating)
-    cdef floating* y = <floating*>o
-    cdef floating* x = <floating*>a
-    if so == sz and sa == sz:
-        for i in range(n):
-            y[i] += alpha * x[i]
-    else:
-        for i in range(n):
-            (<floating*>(o + i * so))[0] += alpha * (<floating*>(a + i * sa))[0]
 
 
 cdef void _where_run(char* o, intp so, char* c, intp sc, char* a, intp sa, char* b,
@@ -411,17 +385,6 @@ cdef void _copy_run(char* o, intp so, char* a, intp sa, intp n,
             (<floating*>(o + i * so))[0] = (<floating*>(a + i * sa))[0]
 
 
-cdef void _fill_run(floating v, char* o, intp so, intp n) noexcept nogil:
-    cdef intp i
-    cdef floating* y = <floating*>o
-    if so == sizeof(floating):
-        for i in range(n):
-            y[i] = v
-    else:
-        for i in range(n):
-            (<floating*>(o + i * so))[0] = v
-
-
 cdef void _scalar_run(const _Args* f, char** p, const intp* st, intp n,
                       floating* tag) noexcept nogil:
     """o = a op s (K_SCALAR) or o = s op a (K_RSCALAR), s rounded to the dtype first."""
@@ -449,8 +412,6 @@ cdef inline void _inner(const _Args* f, char** p, const intp* st, intp n,
         _scalar_run(f, p, st, n, tag)
     elif kind == K_UNARY:
         _unary_run(f.op, p[0], st[0], p[1], st[1], n, tag)
-    elif kind == K_AXPY:
-        _axpy_run(<floating>f.s, p[0], st[0], p[1], st[1], n)
     elif kind == K_WHERE:
         _where_run(p[0], st[0], p[1], st[1], p[2], st[2], p[3], st[3], n, tag)
     elif kind == K_CLAMP:
@@ -458,10 +419,8 @@ cdef inline void _inner(const _Args* f, char** p, const intp* st, intp n,
     elif kind == K_CLAMP_MASK:
         _clamp_mask_run(<floating>f.s, <floating>f.s2, p[0], st[0], p[1], st[1], p[2],
                         st[2], n)
-    elif kind == K_COPY:
-        _copy_run(p[0], st[0], p[1], st[1], n, tag)
     else:
-        _fill_run(<floating>f.s, p[0], st[0], n)
+        _copy_run(p[0], st[0], p[1], st[1], n, tag)
 
 
 # ----------------------------------------------------------------------------------------
@@ -514,7 +473,7 @@ def binary_scalar(int op, cnp.ndarray a, double s, cnp.ndarray out, bint reverse
 
 
 def unary(int op, cnp.ndarray a, cnp.ndarray out):
-    """out = f(a) for op in NEG, EXP, LOG, SQRT, ABS, SQUARE, RECIPROCAL, SIGN.
+    """out = f(a) for op in NEG, EXP, LOG, SQRT, ABS, SQUARE, RECIPROCAL.
 
     Out-of-domain inputs give what numpy gives (log(-1) = nan, log(0) = -inf, 1/0 = inf).
     """
@@ -537,17 +496,6 @@ def accumulate(cnp.ndarray acc, cnp.ndarray g):
     _layout(&L, acc, acc, g, None, "accumulate")
     f.kind = K_BINARY
     f.op = OP_ADD
-    _dispatch(t, &L, &f)
-
-
-def axpy(double alpha, cnp.ndarray x, cnp.ndarray y):
-    """y += alpha * x in place."""
-    cdef _Layout L
-    cdef _Args f
-    cdef int t = _check_float(y, x, None, None, "axpy")
-    _layout(&L, y, x, None, None, "axpy")
-    f.kind = K_AXPY
-    f.s = alpha
     _dispatch(t, &L, &f)
 
 
@@ -596,13 +544,3 @@ def copy(cnp.ndarray src, cnp.ndarray out):
     f.kind = K_COPY
     _dispatch(t, &L, &f)
 
-
-def fill(cnp.ndarray out, double value):
-    """out[...] = value."""
-    cdef _Layout L
-    cdef _Args f
-    cdef int t = _check_float(out, None, None, None, "fill")
-    _layout(&L, out, None, None, None, "fill")
-    f.kind = K_FILL
-    f.s = value
-    _dispatch(t, &L, &f)

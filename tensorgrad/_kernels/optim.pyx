@@ -4,8 +4,10 @@ Each kernel reads the parameter p, its gradient g and the optimiser state (momen
 Adam moments) element by element and writes p and the state back in place, so an update is
 a single streaming pass over 2–4 flat C-contiguous arrays of the parameter's dtype. The
 arithmetic is done in that dtype, as PyTorch does (so float32 results match its updates and
-run 4 SIMD lanes wide); the hyper-parameters arrive as double and are rounded once. Loops are `prange` over elements (serial below TG_PAR_MIN). The formulas are PyTorch's
-(torch.optim.SGD/Adam, amsgrad=False); the Python layer keeps step counts and bias corrections.
+run 4 SIMD lanes wide); the hyper-parameters arrive as double and are rounded once. Loops
+are `prange` over elements (serial below TG_PAR_MIN). The formulas are PyTorch's
+(torch.optim.SGD/Adam, amsgrad=False); the Python layer keeps step counts and bias
+corrections.
 
 The option flags (first step, Nesterov, AdamW) become loop-invariant coefficients or select
 between separate loops rather than being tested per element: a branch in the loop body

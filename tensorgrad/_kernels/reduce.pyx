@@ -42,8 +42,8 @@ ctypedef cnp.int64_t i64
 cdef enum:
     RB = 32768      # elements per block when one long row is split for the sum
     # Column tile (C > 1): per-task stack buffers of CT doubles (16 KB, within L1). Rows of
-    # the tile are read contiguously; narrower tiles (256 was tried) were 4x slower on
-    # [4096, 4096] summed over axis 0 because every short row segment lands on a new page.
+    # the tile are read contiguously; narrow tiles are slow because every short row segment
+    # lands on a new page (256-wide tiles take 4x as long on [4096, 4096] over axis 0).
     CT = 2048
     MAX_SPLIT = 16  # at most this many B-blocks per tile in a split column sum
     FEW_TASKS = 16  # below this many (a, tile) tasks a large column sum also splits B

@@ -5,7 +5,7 @@ the calling thread's OpenMP setting, which ``set_num_threads`` changes.
 """
 from tensorgrad._kernels._openmp cimport (
     TG_HAVE_OPENMP, TG_PAR_MIN, TG_BUILD_COMPILER,
-    omp_get_max_threads, omp_set_num_threads, omp_get_num_procs,
+    omp_get_max_threads, omp_set_num_threads,
 )
 
 
@@ -32,7 +32,3 @@ def set_num_threads(int n):
 
 def get_num_threads():
     return omp_get_max_threads()
-
-
-def num_procs():
-    return omp_get_num_procs()

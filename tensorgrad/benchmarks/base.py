@@ -119,7 +119,8 @@ def need_torch():
     try:
         import torch
     except ImportError as e:
-        raise Skip(f"torch is not installed ({e}); add its CPU build (README, Benchmarks)") from None
+        raise Skip(f"torch is not installed ({e}); add its CPU build (README, "
+                   "Benchmarks)") from None
     import tensorgrad as tg
     torch.set_num_threads(tg.get_num_threads())
     return torch
@@ -139,10 +140,9 @@ def autograd_engine(name):
 
 def need_sklearn():
     try:
-        import sklearn
+        return importlib.import_module("sklearn")
     except ImportError as e:
         raise Skip(f"scikit-learn is not installed ({e})") from None
-    return importlib.import_module("sklearn")
 
 
 def need_tg(path):

@@ -148,7 +148,7 @@ def _measure(wl, engine, data, params, repeat, warmup, min_time):
     except Skip as e:
         m.status, m.reason = "skipped", str(e)
         return m, None
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any failure of an engine is reported in its row
         m.status, m.reason = "error", f"set-up failed: {_error_text(e)}"
         return m, None
     checked = []
@@ -185,7 +185,7 @@ def _measure(wl, engine, data, params, repeat, warmup, min_time):
             fresh = wl.impls[engine](data, params)
             m.mem_traced, m.mem_rss = measure_memory(fresh, traced=engine != "torch")
             fresh = None
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - as above: the report shows the error
         m.status, m.reason = "error", _error_text(e)
         return m, None
     finally:

@@ -2,9 +2,9 @@
 forward+backward, and the per-op cost of a chain of tiny ops.
 
 tensorgrad and PyTorch run the very same workload code (``autograd_engine``); numpy runs
-the hand-written flat version. Every implementation produces the same results: the forward output and one gradient buffer
-per input (``.grad`` never aliases the upstream gradient, so the numpy versions copy where
-the gradient passes through unchanged).
+the hand-written flat version. Every implementation produces the same results: the forward
+output and one gradient buffer per input (``.grad`` never aliases the upstream gradient, so
+the numpy versions copy where the gradient passes through unchanged).
 """
 import numpy as np
 
@@ -195,15 +195,17 @@ WORKLOADS = [
              lambda p: _count(p["n"]), rtol=0.0, atol=0.0),
     Workload("matmul_64x4096", "matmul", "y = x @ W, forward + backward (3 GEMMs)",
              {"n": 64, "k": 4096, "m": 4096}, {"n": 64, "k": 2048, "m": 2048}, _mm_data,
-             {"tensorgrad": _ag_mm("tensorgrad"), "numpy": _np_mm, "torch": _ag_mm("torch")}, _mm_size,
-             memory=True),
+             {"tensorgrad": _ag_mm("tensorgrad"), "numpy": _np_mm, "torch": _ag_mm("torch")},
+             _mm_size, memory=True),
     Workload("matmul_1024", "matmul", "y = x @ W, forward + backward (3 GEMMs)",
              {"n": 1024, "k": 1024, "m": 1024}, {"n": 512, "k": 512, "m": 512}, _mm_data,
-             {"tensorgrad": _ag_mm("tensorgrad"), "numpy": _np_mm, "torch": _ag_mm("torch")}, _mm_size),
+             {"tensorgrad": _ag_mm("tensorgrad"), "numpy": _np_mm, "torch": _ag_mm("torch")},
+             _mm_size),
     Workload("tiny_chain", "overhead", f"{CHAIN_OPS}-op chain (mul, add, tanh) + sum on 4×4, "
              "forward + backward, time per op",
              {"side": 4}, {"side": 4}, _chain_data,
-             {"tensorgrad": _ag_chain("tensorgrad"), "numpy": _np_chain, "torch": _ag_chain("torch")},
+             {"tensorgrad": _ag_chain("tensorgrad"), "numpy": _np_chain,
+              "torch": _ag_chain("torch")},
              lambda p: f"{CHAIN_OPS} ops, {p['side']}×{p['side']}", rtol=1e-4, atol=1e-5,
              per=CHAIN_OPS, per_unit="op"),
 ]

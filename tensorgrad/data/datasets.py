@@ -315,8 +315,8 @@ def _cifar_batch(path):
     except Exception as e:  # truncated / garbage pickles raise many different types
         raise ValueError(f"{who}: {path} is not a readable CIFAR-10 batch "
                          f"({type(e).__name__}: {e})") from e
-    if not isinstance(batch, dict):
-        raise ValueError(
+    if not isinstance(batch, dict):     # a bad file, not a bad argument: ValueError
+        raise ValueError(  # noqa: TRY004
             f"{who}: {path} holds a {type(batch).__name__}, expected a dict")
     batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in batch.items()}
     if "data" not in batch or "labels" not in batch:

@@ -41,11 +41,12 @@ def _gemm_xwt(ctx, x, weight):
 
 
 def _linear_grads(ctx, g, x, w):
-    """gx = g·W, gW = gᵀ·x, gb = Σ_rows g (only those that are needed)."""
+    """gx = g·W, gW = gᵀ·x, gb = Σ_rows g (only those that are needed; a None bias never
+    needs one)."""
     nx, nw, nb = ctx.needs_input_grad[:3]
     gx = MatMul.apply(g, w) if nx else None
     gw = MatMul.apply(transpose(g, 0, 1), x) if nw else None
-    gb = Sum.apply(g, (0,), False, 1.0) if (nb and ctx.has_bias) else None
+    gb = Sum.apply(g, (0,), False, 1.0) if nb else None
     return gx, gw, gb
 
 
@@ -57,7 +58,6 @@ class Linear(Function):
         out = _gemm_xwt(ctx, x, weight)
         if bias is not None:
             AK.bias_add(out, bias._data)
-        ctx.has_bias = bias is not None
         ctx.save_for_backward(x, weight)
         return _wrap(out)
 
@@ -78,7 +78,6 @@ class LinearReLU(Function):
         else:
             AK.relu_forward(out, out)
         y = _wrap(out)
-        ctx.has_bias = bias is not None
         ctx.save_for_backward(x, weight, y)   # y > 0 is the ReLU mask
         return y
 

@@ -83,12 +83,21 @@ def _c(arr):
     return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
 
 
+def _scratch(ctx):
+    """The node's scratch buffers by name, kept in ``ctx.consts`` so that a Graph.forward()
+    replay reuses them."""
+    bufs = getattr(ctx, "consts", None)
+    if bufs is None:
+        bufs = ctx.consts = {}
+    return bufs
+
+
 def _aux(ctx, name, shape, dtype):
-    """A scratch buffer kept on the node, reused when Graph.forward() replays it."""
-    buf = ctx.__dict__.get(name)
+    """The scratch buffer ``name`` of this shape and dtype (reused when the node replays)."""
+    bufs = _scratch(ctx)
+    buf = bufs.get(name)
     if buf is None or buf.shape != shape or buf.dtype != dtype:
-        buf = np.empty(shape, dtype)
-        ctx.__dict__[name] = buf
+        buf = bufs[name] = np.empty(shape, dtype)
     return buf
 
 
@@ -114,10 +123,7 @@ def _stash_buffer(ctx, s):
     array, which tells the kernel to skip it)."""
     if not ctx.needs_input_grad[0]:
         return np.empty((0, s.shape[1]), s.dtype)
-    buf = ctx.__dict__.get("_stash")
-    if buf is None or buf.shape != s.shape or buf.dtype != s.dtype:
-        buf = ctx._stash = np.empty(s.shape, s.dtype)
-    return buf
+    return _aux(ctx, "stash", s.shape, s.dtype)
 
 
 def _take_stash(ctx, g, reduction):
@@ -126,7 +132,7 @@ def _take_stash(ctx, g, reduction):
     The buffer is handed over (the node forgets it), so it can become someone's .grad
     without a copy; a later replay allocates a new one.
     """
-    stash = ctx.__dict__.pop("_stash", None)
+    stash = _scratch(ctx).pop("stash", None)
     if stash is None:
         return None
     gd = g._data
@@ -162,18 +168,18 @@ class CrossEntropy(Function):
         s = _c(scores._data)
         n = s.shape[0]
         dt = s.dtype
-        stats = _aux(ctx, "_stats", (n, 2), np.float64)
-        rows = ctx.empty((n,), dt) if reduction == "none" else _aux(ctx, "_rows", (n,), dt)
+        stats = _aux(ctx, "stats", (n, 2), np.float64)
+        rows = ctx.empty((n,), dt) if reduction == "none" else _aux(ctx, "rows", (n,), dt)
         grad = _stash_buffer(ctx, s)
         total = LK.xent_forward(s, labels, stats, rows, _row_weight(reduction, n), grad)
         ctx.save_for_backward(scores)
-        ctx.labels, ctx.reduction = labels, reduction
+        ctx.meta = (labels, reduction)
         return _reduce_rows(ctx, rows, total, n, reduction, dt)
 
     @staticmethod
     def backward(ctx, g):
         (scores,) = ctx.saved_tensors
-        labels, reduction = ctx.labels, ctx.reduction
+        labels, reduction = ctx.meta
         n, c = scores.shape
         if is_grad_enabled():       # create_graph=True: differentiable ops
             onehot = np.zeros((n, c), scores._data.dtype)
@@ -184,7 +190,7 @@ class CrossEntropy(Function):
         if gs is None:
             out = np.empty((n, c), scores._data.dtype)
             w = _weights(g, reduction, n, out.dtype)
-            LK.xent_backward(_c(scores._data), labels, ctx._stats, w, out)
+            LK.xent_backward(_c(scores._data), labels, ctx.consts["stats"], w, out)
             gs = _wrap(out)
         return gs, None, None
 
@@ -282,17 +288,17 @@ class MulticlassHinge(Function):
         s = _c(scores._data)
         n = s.shape[0]
         dt = s.dtype
-        rows = ctx.empty((n,), dt) if reduction == "none" else _aux(ctx, "_rows", (n,), dt)
+        rows = ctx.empty((n,), dt) if reduction == "none" else _aux(ctx, "rows", (n,), dt)
         grad = _stash_buffer(ctx, s)
         total = LK.hinge_forward(s, labels, margin, rows, _row_weight(reduction, n), grad)
         ctx.save_for_backward(scores)
-        ctx.labels, ctx.margin, ctx.reduction = labels, margin, reduction
+        ctx.meta = (labels, margin, reduction)
         return _reduce_rows(ctx, rows, total, n, reduction, dt)
 
     @staticmethod
     def backward(ctx, g):
         (scores,) = ctx.saved_tensors
-        labels, margin, reduction = ctx.labels, ctx.margin, ctx.reduction
+        labels, margin, reduction = ctx.meta
         n, c = scores.shape
         if is_grad_enabled():
             # piecewise linear: the gradient is constant in s (0 second derivative) and
@@ -344,13 +350,13 @@ class MSE(Function):
             out[()] = total if reduction == "sum" else (total / n if n else np.nan)
             res = _wrap(out)
         ctx.save_for_backward(x, t)
-        ctx.reduction = reduction
+        ctx.meta = reduction
         return res
 
     @staticmethod
     def backward(ctx, g):
         x, t = ctx.saved_tensors
-        reduction = ctx.reduction
+        reduction = ctx.meta
         nx, nt = ctx.needs_input_grad[:2]
         n = x._data.size
         if is_grad_enabled():

@@ -1,0 +1,145 @@
+"""The gradient-trained models of ``tensorgrad train`` (mlp, softmax, svm): the classifier
+adapter, feature standardisation and the SGD loop with its progress display."""
+import sys
+
+import numpy as np
+
+import tensorgrad as tg
+
+EVAL_CHUNK = 8192  # rows per forward pass when scoring a whole split
+
+
+class Diverged(Exception):
+    """The training loss became NaN or infinite."""
+
+
+class Classifier:
+    """Adapter giving the softmax/svm/mlp models one interface for training and saving."""
+
+    def __init__(self, args, n_features, n_classes):
+        nn = tg.nn
+        if args.model == "mlp":
+            self.module = nn.Sequential(nn.Linear(n_features, args.hidden), nn.ReLU(),
+                                        nn.Linear(args.hidden, n_classes))
+            self.weights = [self.module[0].weight, self.module[2].weight]
+            self.first = "0."
+            self.describe = (f"mlp {n_features}-{args.hidden}-{n_classes} (ReLU), softmax "
+                             "loss")
+        else:
+            self.module = nn.Linear(n_features, n_classes)
+            self.weights = [self.module.weight]
+            self.first = ""
+            loss = "softmax" if args.model == "softmax" else "multiclass hinge"
+            self.describe = f"linear {n_features}-{n_classes}, {loss} loss"
+        F = tg.nn.functional
+        self.data_loss = F.cross_entropy if args.model != "svm" else F.multiclass_hinge_loss
+        self.reg = args.reg
+
+    def loss(self, scores, labels):
+        """data loss + reg * Σ W² over the weight matrices (biases are not regularised)."""
+        loss = self.data_loss(scores, labels)
+        if self.reg:
+            penalty = None
+            for w in self.weights:
+                term = (w * w).sum()
+                penalty = term if penalty is None else penalty + term
+            loss = loss + self.reg * penalty
+        return loss
+
+    def predict(self, X):
+        """Class indices (ndarray) for the rows of X, scored in chunks without a graph."""
+        out = np.empty(X.shape[0], dtype=np.int64)
+        with tg.no_grad():
+            for start in range(0, X.shape[0], EVAL_CHUNK):
+                scores = self.module(tg.from_numpy(X[start:start + EVAL_CHUNK]))
+                out[start:start + EVAL_CHUNK] = scores.numpy().argmax(axis=1)
+        return out
+
+    def state_dict(self, mean, std):
+        """The module's state with x -> (x - mean) / std folded into the first layer."""
+        state = {k: np.array(v.numpy(), copy=True) for k, v in self.module.state_dict().items()}
+        w, b = state[self.first + "weight"], state[self.first + "bias"]
+        w /= std
+        b -= w @ mean
+        return {k: tg.from_numpy(v) for k, v in state.items()}
+
+
+def accuracy(pred, y):
+    return float(np.mean(pred == y)) if len(y) else float("nan")
+
+
+def fmt(acc):
+    return "n/a (empty split)" if np.isnan(acc) else f"{acc:.4f}"
+
+
+def standardise(splits):
+    """Scale features by the training split's mean and (floored) standard deviation.
+
+    The floor, a quarter of the mean standard deviation, keeps rarely-lit pixels (MNIST's
+    edges: std ~0.005) from becoming huge inputs, and constant features from dividing by 0.
+    """
+    Xtr = splits[0][0]
+    mean = Xtr.mean(axis=0, dtype=np.float64)
+    std = Xtr.std(axis=0, dtype=np.float64)
+    std = np.maximum(std, 0.25 * std.mean() or 1.0)
+    scaled = [(((X - mean) / std).astype(np.float32), y) for X, y in splits]
+    return scaled, mean.astype(np.float32), std.astype(np.float32)
+
+
+def fit(args, model, Xtr, ytr, Xva, yva, say):
+    """SGD epochs; returns the per-epoch history. Raises ``Diverged`` when the loss does.
+
+    Progress: a tqdm bar per epoch when stderr is a terminal; otherwise (a log file, a pipe)
+    one plain line per epoch, so that no carriage returns end up in the log."""
+    from tqdm.auto import tqdm
+
+    show_bar = not (args.quiet or args.no_progress) and sys.stderr.isatty()
+    if args.quiet or show_bar:
+        epoch_line = None
+    elif args.no_progress:
+        epoch_line = say
+    else:
+        def epoch_line(text):
+            print(text, file=sys.stderr)
+    params = list(model.module.parameters())
+    opt = tg.optim.SGD(params, lr=args.lr, momentum=args.momentum)
+    sched = tg.optim.lr_scheduler.StepLR(opt, step_size=max(1, (2 * args.epochs) // 3),
+                                         gamma=0.1)
+    order = np.random.default_rng(args.seed)
+    n_batches = -(-len(ytr) // args.batch_size)
+    history = {"loss": [], "train_acc": [], "val_acc": []}
+    for epoch in range(1, args.epochs + 1):
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{args.epochs}", unit="batch",
+                   file=sys.stderr, disable=not show_bar, leave=True, dynamic_ncols=True)
+        total_loss, correct = 0.0, 0
+        for Xb, yb in tg.data.batches(Xtr, ytr, args.batch_size, seed=order):
+            scores = model.module(Xb)
+            loss = model.loss(scores, yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            value = loss.item()
+            if not np.isfinite(value):
+                bar.close()
+                raise Diverged(f"the loss diverged ({value}) in epoch {epoch}; try a "
+                                "smaller --lr")
+            n = len(yb)
+            total_loss += value * n
+            correct += int((scores.numpy().argmax(axis=1) == yb.numpy()).sum())
+            bar.update(1)
+            if show_bar:
+                bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+        sched.step()
+        history["loss"].append(total_loss / len(ytr))
+        history["train_acc"].append(correct / len(ytr))
+        history["val_acc"].append(accuracy(model.predict(Xva), yva))
+        if show_bar:
+            bar.set_postfix(loss=f"{history['loss'][-1]:.4f}",
+                            acc=f"{history['train_acc'][-1]:.4f}",
+                            val_acc=fmt(history["val_acc"][-1]))
+        bar.close()
+        if epoch_line is not None:
+            epoch_line(f"epoch {epoch}/{args.epochs}  loss {history['loss'][-1]:.4f}  "
+                       f"train acc {history['train_acc'][-1]:.4f}  "
+                       f"val acc {fmt(history['val_acc'][-1])}")
+    return history
