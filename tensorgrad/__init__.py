@@ -10,8 +10,6 @@ numeric work runs in typed Cython kernels (``tensorgrad._kernels``), multi-threa
     >>> f = tg.sigmoid(w @ x - 3.0)
     >>> f.backward()
 """
-__version__ = "0.1.0"
-
 import os as _os
 
 # Thread policy, part 1 (see _runtime.py): idle OpenMP threads sleep instead of spinning.
@@ -45,6 +43,7 @@ _check_built()
 del _check_built
 
 from tensorgrad import _blas, autograd, data, neighbors, nn, optim, random, testing
+from tensorgrad._runtime import __version__ as __version__  # (re-exported)
 from tensorgrad._runtime import (
     _init_threads,
     get_num_threads,

@@ -6,18 +6,27 @@ sets ``OMP_WAIT_POLICY=passive`` unless the user set it: idle OpenMP threads the
 instead of spinning, so they do not starve the BLAS pool's threads between calls.
 ``set_num_threads(n)`` sets both the OpenMP team size of our kernels and the BLAS pool
 (through threadpoolctl).
-The pools never nest: GEMMs called from Python use the BLAS pool, and the one kernel that
-calls BLAS inside an OpenMP loop (the tiled distances, ``ops/distance.py``) holds BLAS at
-one thread for the duration of the call, as scikit-learn does.
+The pools never nest: GEMMs called from Python use the BLAS pool, and the kernels that call
+BLAS inside an OpenMP loop (the tiled distances of ``cdist`` and the kNN search) run under
+``blas_guard``, which holds BLAS at one thread for the duration of the call, as
+scikit-learn does.
 """
 import gc
 import os
 import platform
 import sys
+import threading
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
+from tensorgrad import _blas
+from tensorgrad._kernels import blas as _KB
 from tensorgrad._kernels import runtime as _rt
+from tensorgrad._tensor import Tensor
+from tensorgrad.function import _SavedOutput
+
+__version__ = "0.1.0"       # the package's version, exported as tensorgrad.__version__
 
 _state = {"threads": None, "limiter": None}
 
@@ -62,6 +71,61 @@ def get_num_threads():
     return _state["threads"]
 
 
+_blas_lock = threading.Lock()
+_blas_state = {"depth": 0, "saved": (), "controllers": None, "gemm": None}
+
+
+def _blas_controllers():
+    """threadpoolctl's controllers of every loaded BLAS pool, listed once per GEMM library:
+    ``_blas.select`` can switch it to one loaded after the list was made."""
+    gemm = _KB.gemm_provider()
+    if _blas_state["controllers"] is None or _blas_state["gemm"] != gemm:
+        try:
+            from threadpoolctl import ThreadpoolController
+            ctl = ThreadpoolController().select(user_api="blas")
+            _blas_state["controllers"] = list(ctl.lib_controllers)
+        except (ImportError, OSError):   # no threadpoolctl: nothing we can limit
+            _blas_state["controllers"] = []
+        _blas_state["gemm"] = gemm
+    return _blas_state["controllers"]
+
+
+@contextmanager
+def blas_single_thread():
+    """Hold every BLAS pool at one thread while a kernel that calls BLAS from inside its
+    OpenMP loop runs: a multi-threaded BLAS there would oversubscribe the cores
+    (OpenBLAS#3187). Nested and concurrent uses are counted, and the previous thread counts
+    are restored at the end.
+    """
+    with _blas_lock:
+        if _blas_state["depth"] == 0:
+            saved = []
+            for c in _blas_controllers():
+                n = c.get_num_threads()
+                if n != 1:
+                    c.set_num_threads(1)
+                    saved.append((c, n))
+            _blas_state["saved"] = tuple(saved)
+        _blas_state["depth"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_state["depth"] -= 1
+            if _blas_state["depth"] == 0:
+                for c, n in _blas_state["saved"]:
+                    c.set_num_threads(n)
+                _blas_state["saved"] = ()
+
+
+def blas_guard(n, m, d):
+    """``blas_single_thread()`` when a distance kernel on [n, d] x [m, d] may run its
+    OpenMP loop (the kernels' own threshold), else nothing: tiny calls skip the cost."""
+    if n * m * (d + 1) >= _rt.par_min():
+        return blas_single_thread()
+    return nullcontext()
+
+
 def _blas_info():
     try:
         from threadpoolctl import threadpool_info
@@ -75,7 +139,6 @@ def _blas_info():
 def config_text():
     import scipy
 
-    from tensorgrad import __version__, _blas
     lines = [
         f"tensorgrad {__version__}",
         f"python     {sys.version.split()[0]} ({platform.platform()})",
@@ -107,8 +170,6 @@ def memory_allocated():
     Counts the numpy buffers behind every live Tensor (values, gradients, saved tensors).
     It walks the live objects, so call it for diagnostics, not in a hot loop.
     """
-    from tensorgrad._tensor import Tensor
-    from tensorgrad.function import _SavedOutput
     seen = set()
     total = 0
     for obj in gc.get_objects():

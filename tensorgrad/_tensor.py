@@ -5,10 +5,17 @@ slicing are numpy views and share memory. The Tensor adds ``requires_grad``, ``g
 ``grad_fn`` (the node that produced it) and a version counter shared with its views, which
 in-place operations bump so that backward can refuse stale saved values.
 
-Ops and most methods live in ``tensorgrad.ops`` and are installed on the class there; this
-module keeps what is intrinsic to the data structure.
+Ops and most methods live in ``tensorgrad.ops`` and are installed on the class there, and
+``tensorgrad.graph`` installs ``backward``: this module is the lowest layer of the package
+and imports none of them. It keeps what is intrinsic to the data structure, and the grad
+mode flag, which in-place methods check.
 """
+import threading
+import weakref
+
 import numpy as np
+
+from tensorgrad._kernels import elementwise as _EK
 
 __all__ = [
     "Tensor",
@@ -39,6 +46,15 @@ _DEFAULT_FLOAT = np.dtype(np.float32)
 _DEFAULT_INT = np.dtype(np.int64)
 _GRAD_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _DLPACK_CPU = 1             # DLPack's kDLCPU device type
+
+
+class _GradMode(threading.local):
+    """Grad mode, per thread as in PyTorch: whether ops record graph nodes. The switches
+    (``no_grad``, ``set_grad_enabled`` ...) are in function.py."""
+    enabled = True
+
+
+_mode = _GradMode()
 
 
 def _check_dtype(dt, op):
@@ -150,7 +166,6 @@ class Tensor:
         if not self._requires_grad:
             raise RuntimeError("retain_grad() on a tensor that does not require grad")
         if self.grad_fn is not None and not self._retains_grad:
-            import weakref
             node = self.grad_fn
             if node._retain is None:
                 node._retain = {}
@@ -172,18 +187,6 @@ class Tensor:
             raise ValueError(f"data: cannot assign shape {arr.shape} {arr.dtype} to a tensor "
                              f"of shape {self._data.shape} {self._data.dtype}")
         self._data = arr
-
-    @property
-    def T(self):
-        """Reverse all dimensions (a view)."""
-        from tensorgrad.ops.shape import permute
-        return permute(self, tuple(range(self._data.ndim - 1, -1, -1)))
-
-    @property
-    def mT(self):
-        """Transpose the last two dimensions (a view)."""
-        from tensorgrad.ops.shape import transpose
-        return transpose(self, -2, -1)
 
     # -- conversion --------------------------------------------------------------------------
     def numpy(self):
@@ -369,20 +372,8 @@ class Tensor:
         self._requires_grad = False
         return self
 
-    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
-
-        ``gradient`` is required unless self has one element. The graph's saved tensors are
-        freed afterwards unless ``retain_graph=True``; ``create_graph=True`` records the
-        backward pass so the gradients can be differentiated again.
-        """
-        from tensorgrad.graph import backward as _backward
-        _backward((self,), None if gradient is None else (gradient,),
-                  retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
-
     def _check_inplace(self, op):
-        from tensorgrad.function import is_grad_enabled
-        if self._requires_grad and is_grad_enabled():
+        if self._requires_grad and _mode.enabled:
             kind = "a leaf tensor" if self.grad_fn is None else "a tensor that is part of a graph"
             raise RuntimeError(
                 f"{op}: in-place operation on {kind} that requires grad is not recorded by "
@@ -418,9 +409,30 @@ class Tensor:
         return self
 
     def _inplace_binary(self, op, other, alpha=None):
+        """self (op)= alpha * other through the elementwise kernel when the operands allow,
+        else numpy (same_kind casting); ``other`` must broadcast to self's shape."""
         self._check_inplace(op)
-        from tensorgrad.ops.elementwise import _inplace
-        _inplace(self, op, other, alpha)
+        a = self._data
+        o = other._data if isinstance(other, Tensor) else other
+        if alpha is not None and alpha != 1:
+            o = np.multiply(o, alpha)
+        if isinstance(o, np.ndarray):
+            try:
+                shape = np.broadcast_shapes(a.shape, o.shape)
+            except ValueError:
+                shape = None
+            if shape != a.shape:
+                raise ValueError(f"{op}: cannot broadcast shape {o.shape} into the in-place "
+                                 f"target of shape {a.shape}")
+            kernel = a.dtype in _GRAD_DTYPES and a.flags.c_contiguous and o.dtype == a.dtype
+            if kernel:
+                _EK.binary(_INPLACE_CODE[op], a, o, a)
+        else:
+            kernel = a.dtype in _GRAD_DTYPES and a.flags.c_contiguous and isinstance(o, _NUM)
+            if kernel:
+                _EK.binary_scalar(_INPLACE_CODE[op], a, float(o), a, False)
+        if not kernel:
+            _INPLACE_NP[op](a, o, out=a, casting="same_kind")
         self._version[0] += 1
         return self
 
@@ -446,6 +458,11 @@ class Tensor:
         np.clip(self._data, min, max, out=self._data)
         self._version[0] += 1
         return self
+
+
+_NUM = (int, float, np.floating, np.integer)
+_INPLACE_CODE = {"add_": _EK.ADD, "sub_": _EK.SUB, "mul_": _EK.MUL, "div_": _EK.DIV}
+_INPLACE_NP = {"add_": np.add, "sub_": np.subtract, "mul_": np.multiply, "div_": np.true_divide}
 
 
 def _wrap(arr, requires_grad=False):

@@ -8,17 +8,20 @@ Built-in ops use exactly this machinery, so user-defined Functions mix freely wi
 Saved outputs are stored as (index, buffer, version) rather than as the output Tensor itself,
 so a node never holds a reference cycle through its own output; ``saved_tensors`` rebuilds a
 Tensor whose ``grad_fn`` is the node, which keeps double backward correct.
+
+``dispatch`` is the one rule every op follows: record a node through ``Function.apply``, or,
+when nothing would be recorded, call the kernel directly.
 """
-import threading
 from weakref import ref as _weakref
 
 import numpy as np
 
-from tensorgrad._tensor import Tensor, _wrap
+from tensorgrad._tensor import Tensor, _mode, _wrap
 
 __all__ = [
     "Context",
     "Function",
+    "dispatch",
     "enable_grad",
     "is_grad_enabled",
     "no_grad",
@@ -27,15 +30,8 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------------
-# Grad mode (thread-local, like PyTorch)
+# Grad mode (the thread-local flag itself is in _tensor.py, where in-place methods check it)
 # ---------------------------------------------------------------------------------------------
-class _GradMode(threading.local):
-    enabled = True
-
-
-_mode = _GradMode()
-
-
 def is_grad_enabled():
     """True when operations are being recorded for autograd."""
     return _mode.enabled
@@ -135,7 +131,7 @@ class Context:
                  "_non_diff", "_retain", "_out_ref",
                  # attributes built-in ops stash on ctx: slots avoid a dict per node
                  "dim", "dims", "in_shape", "meta", "consts", "shapes", "kshape", "key",
-                 "bounds", "src", "sizes", "scale", "perm", "idx", "reduction",
+                 "bounds", "src", "sizes", "scale", "perm", "idx",
                  "__dict__")
 
     def __init__(self):
@@ -327,6 +323,24 @@ class Function:
 
 
 _new_context = object.__new__
+
+
+def dispatch(fn, direct, x, y=None):
+    """Run an op of one argument ``x`` or two, ``x`` and ``y``: record a node, or call the
+    kernel directly.
+
+    When grad mode is on and a Tensor argument requires grad, ``fn.apply`` runs the Function
+    ``fn`` and records its node. Otherwise nothing would be recorded (grad mode is off, as
+    inside backward unless ``create_graph=True``, or no input requires grad) and
+    ``direct(fn, x[, y])`` returns the same values from the same kernel without building a
+    Context: the per-op fast path. Every op with such a fast path goes through here; ops
+    without one call ``fn.apply``, which records only when needed. (Two fixed arguments,
+    ``y`` None for one, rather than ``*args``: this call is on every tiny op's path.)
+    """
+    if _mode.enabled and (isinstance(x, Tensor) and x._requires_grad
+                          or isinstance(y, Tensor) and y._requires_grad):
+        return fn.apply(x) if y is None else fn.apply(x, y)
+    return direct(fn, x) if y is None else direct(fn, x, y)
 
 
 def _attach(ctx, result):

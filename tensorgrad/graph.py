@@ -6,20 +6,25 @@ of its inputs: another node (``(node, output_index)``), a leaf Tensor, or None.
 Backward: collect the nodes reachable from the roots with an explicit stack (no recursion, so
 100,000-op chains work), order them inputs-first, then walk that order in reverse. Each node
 receives the sum of the gradients sent to its outputs (the copy gate: fan-out adds) and calls
-its Function's backward for one gradient per input. Fan-out sums are accumulated in place in
-a buffer the engine owns; leaf gradients accumulate into ``.grad``.
+its Function's backward for one gradient per input. Every gradient sum (fan-out, a leaf's
+``.grad``, a retained or captured gradient, with or without ``create_graph``) goes through
+one routine, ``_accumulate``: in place into a buffer the engine owns, else a new tensor.
 
 Replay (``Graph.forward``): each node re-runs its Function's forward on the current values of
 its inputs, writing into its previous output buffer (``ctx.empty``), so after an optimiser
 updates the leaves in place one call recomputes the whole forward without new allocations.
+
+Importing this module installs ``Tensor.backward`` (the Tensor layer imports no engine).
 """
 import numpy as np
 
 from tensorgrad import function as _fn
 from tensorgrad._kernels.elementwise import accumulate as _ek_accumulate
 from tensorgrad._kernels.elementwise import copy as _ek_copy
-from tensorgrad._tensor import Tensor, _wrap
+from tensorgrad._tensor import _GRAD_DTYPES, Tensor, _wrap
 from tensorgrad.function import _finish_saved
+from tensorgrad.ops._util import shape_str
+from tensorgrad.ops.elementwise import add
 
 __all__ = ["Graph", "backward", "grad"]
 
@@ -90,44 +95,61 @@ def _copy(arr):
     return out
 
 
+def _accumulate(cur, g, create_graph, owned):
+    """The engine's one gradient sum: ``cur + g`` (just ``g`` when ``cur`` is None).
+
+    ``owned`` says no one outside the engine holds ``cur`` (a fan-out sum the engine made, a
+    leaf's ``.grad``): then, unless a graph is being built or either side carries one, ``g``
+    is added into ``cur`` in place (cast to its dtype) and its version bumped. Otherwise the
+    sum is a new tensor, recorded exactly when ``create_graph`` is set.
+    """
+    if cur is None:
+        return g
+    if owned and not create_graph and cur.grad_fn is None and g.grad_fn is None:
+        a = cur._data
+        gd = g._data
+        if a.shape != gd.shape:
+            raise RuntimeError(f"accumulate: gradient shapes {shape_str(a.shape, gd.shape)} "
+                               f"differ")
+        if gd.dtype is not a.dtype:
+            gd = gd.astype(a.dtype)
+        if a.flags.c_contiguous and a.dtype in _GRAD_DTYPES:
+            _ek_accumulate(a, gd)
+        else:
+            np.add(a, gd, out=a)
+        cur._version[0] += 1
+        return cur
+    mode = _fn._mode
+    prev = mode.enabled
+    mode.enabled = bool(create_graph)
+    try:
+        return add(cur, g)
+    finally:
+        mode.enabled = prev
+
+
 def _accumulate_leaf(leaf, g, create_graph, fresh):
-    """leaf.grad += g (in place when we own leaf.grad and no graph is being built)."""
+    """leaf.grad += g. The first gradient becomes ``.grad`` as it is when it is ``fresh``
+    (no one else can see it) or a graph is being built, else as a copy the engine owns."""
     if g.shape != leaf.shape:
         raise RuntimeError(f"backward: gradient of shape {g.shape} for a leaf of shape "
                            f"{leaf.shape} (a Function returned a gradient of the wrong shape)")
     cur = leaf.grad
-    if cur is None:
-        if create_graph or fresh:
-            leaf.grad = g
-        else:
-            leaf.grad = _wrap(_copy(g._data))
-    elif create_graph or cur.grad_fn is not None or g.grad_fn is not None:
-        from tensorgrad.ops.elementwise import add
-        with _fn.set_grad_enabled(create_graph):
-            leaf.grad = add(cur, g)
-    else:
-        from tensorgrad.ops.elementwise import accumulate_
-        accumulate_(cur, g)
+    if cur is None and not (create_graph or fresh):
+        g = _wrap(_copy(g._data))
+    leaf.grad = _accumulate(cur, g, create_graph, True)
 
 
 def _send(node, j, g, create_graph):
-    """Add gradient g to output j of node (fan-out: the copy gate sums)."""
+    """Add gradient g to output j of node (fan-out: the copy gate sums). The first gradient
+    is kept as it is; a sum is the engine's own buffer, updated in place from then on."""
     buf = node._gbuf
     if buf is None:
         buf = node._gbuf = [None] * node.n_outputs
         node._gown = 0
-        buf[j] = g
-        return
     cur = buf[j]
-    if cur is None:
-        buf[j] = g
-    elif create_graph or cur.grad_fn is not None or g.grad_fn is not None:
-        buf[j] = cur + g
-    elif node._gown >> j & 1:
-        from tensorgrad.ops.elementwise import accumulate_
-        accumulate_(cur, g)          # in place into a buffer the engine owns
-    else:
-        buf[j] = cur + g             # a new buffer, owned from now on
+    buf[j] = _accumulate(cur, g, create_graph, node._gown >> j & 1)
+    if cur is not None:
         node._gown |= 1 << j
 
 
@@ -155,21 +177,22 @@ def _stealable(node, g, gins, handed):
     return seen == 1
 
 
-def _capture_leaf(capture, t, g):
-    slot = capture.get(id(t))
+def _capture(capture, key, g, create_graph):
+    """Add g to the tg.grad result kept under ``key`` (a leaf's id, or (id(node), index))."""
+    slot = capture.get(key)
     if slot is not None:
-        slot[0] = g if slot[0] is None else slot[0] + g
+        slot[0] = _accumulate(slot[0], g, create_graph, False)
 
 
-def _run(roots, grads, retain_graph, create_graph, capture=None, accumulate=True):
+def _run(roots, grads, retain_graph, create_graph, capture=None):
     """The engine. ``capture`` maps id(leaf) / (id(node), index) -> slot for tg.grad."""
     root_nodes = []
     for t, g in zip(roots, grads):
         fn = t.grad_fn
         if fn is None:
             if capture is not None:
-                _capture_leaf(capture, t, g)
-            elif t._requires_grad and accumulate:
+                _capture(capture, id(t), g, create_graph)
+            elif t._requires_grad:
                 _accumulate_leaf(t, g, create_graph, fresh=False)
             continue
         _send(fn, t._out_nr, g, create_graph)
@@ -196,12 +219,10 @@ def _run(roots, grads, retain_graph, create_graph, capture=None, accumulate=True
                 for j, ref in node._retain.items():
                     t = ref()
                     if t is not None:
-                        t.grad = buf[j] if t.grad is None else t.grad + buf[j]
+                        t.grad = _accumulate(t.grad, buf[j], create_graph, False)
             if capture is not None:
                 for j in range(len(buf)):
-                    slot = capture.get((id(node), j))
-                    if slot is not None:
-                        slot[0] = buf[j] if slot[0] is None else slot[0] + buf[j]
+                    _capture(capture, (id(node), j), buf[j], create_graph)
             gins = node.fn.backward(node, *buf)
             del buf
             if not retain_graph:
@@ -230,18 +251,14 @@ def _run(roots, grads, retain_graph, create_graph, capture=None, accumulate=True
                     else:
                         _send(child, e[1], g, create_graph)
                 elif capture is not None:
-                    _capture_leaf(capture, e, g)
-                elif accumulate:
+                    _capture(capture, id(e), g, create_graph)
+                else:
                     cur = e.grad
-                    if (cur is not None and not create_graph and cur.grad_fn is None
-                            and g.grad_fn is None and cur._data.shape == g._data.shape
-                            and cur._data.dtype is g._data.dtype
-                            and cur._data.flags.c_contiguous):
-                        _ek_accumulate(cur._data, g._data)     # leaf.grad += g in place
-                        cur._version[0] += 1
-                    else:
+                    if cur is None or g._data.shape != e._data.shape:
                         _accumulate_leaf(e, g, create_graph,
-                                         _stealable(node, g, gins, handed))
+                                         cur is None and _stealable(node, g, gins, handed))
+                    else:           # the common case of a leaf used again: straight to the sum
+                        e.grad = _accumulate(cur, g, create_graph, True)
                 handed.add(id(g))
     except BaseException:
         for node in order:          # leave no half-summed buffers behind
@@ -249,6 +266,22 @@ def _run(roots, grads, retain_graph, create_graph, capture=None, accumulate=True
         raise
     finally:
         _fn._mode.enabled = prev_mode
+
+
+def _tensor_backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+    """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+    ``gradient`` is required unless self has one element. The graph's saved tensors are
+    freed afterwards unless ``retain_graph=True``; ``create_graph=True`` records the
+    backward pass so the gradients can be differentiated again.
+    """
+    backward((self,), None if gradient is None else (gradient,),
+             retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
+
+
+_tensor_backward.__name__ = "backward"
+_tensor_backward.__qualname__ = "Tensor.backward"
+Tensor.backward = _tensor_backward
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):

@@ -249,16 +249,15 @@ def test_distance_kernels_hold_the_selected_blas_pool():
 
     from threadpoolctl import threadpool_info
 
-    from tensorgrad import _blas
-    from tensorgrad.ops import distance
-    distance._blas_controllers()                # the list as it is before the switch
+    from tensorgrad import _blas, _runtime
+    _runtime._blas_controllers()                # the list as it is before the switch
     _blas.select("scipy")
     try:
         scipy_libs = {i["filepath"] for i in threadpool_info() if i.get("user_api") == "blas"
                       and "scipy" in os.path.basename(os.path.dirname(i["filepath"]))}
         if not scipy_libs:
             pytest.skip("scipy's BLAS is not a separate, recognisable library here")
-        held = {c.filepath for c in distance._blas_controllers()}
+        held = {c.filepath for c in _runtime._blas_controllers()}
         assert scipy_libs <= held
     finally:
         _blas.select()

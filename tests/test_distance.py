@@ -15,7 +15,7 @@ from scipy.spatial.distance import cdist as scipy_cdist
 
 import tensorgrad as tg
 from tensorgrad._kernels import distance as DK
-from tensorgrad.ops.distance import blas_single_thread
+from tensorgrad._runtime import blas_single_thread
 
 RTOL = {np.float32: 1e-4, np.float64: 1e-10}
 DTYPES = [np.float32, np.float64]

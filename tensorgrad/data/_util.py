@@ -1,12 +1,12 @@
 """Conversions and checks shared by the data loaders: array-likes in, Tensors out."""
 import numpy as np
 
+from tensorgrad._tensor import from_numpy
+
 
 def to_tensor(arr):
     """Wrap an ndarray as a Tensor sharing its memory (made C-contiguous first if needed)."""
-    import tensorgrad as tg  # late import: tensorgrad/__init__ imports this package
-
-    return tg.from_numpy(np.ascontiguousarray(arr))
+    return from_numpy(np.ascontiguousarray(arr))
 
 
 def as_array(x):

@@ -11,9 +11,9 @@ import numbers
 import numpy as np
 
 from tensorgrad._kernels import distance as DK
+from tensorgrad._runtime import blas_guard
 from tensorgrad._tensor import Tensor, _wrap
 from tensorgrad.function import no_grad
-from tensorgrad.ops.distance import blas_guard
 
 __all__ = ["KNeighborsClassifier", "cross_validate_k", "kneighbors"]
 

@@ -42,6 +42,7 @@ from tensorgrad.ops.linear import linear, linear_relu
 from tensorgrad.ops.loss import cross_entropy, mse_loss, multiclass_hinge_loss, nll_loss
 from tensorgrad.ops.reduce import amax, amin, argmax, argmin, logsumexp, max, mean, min, sum
 from tensorgrad.ops.shape import (
+    _norm_key,
     cat,
     chunk,
     clone,
@@ -184,8 +185,18 @@ def _install():
     T.__getitem__ = index
     T.__hash__ = lambda self: id(self)
 
+    def _T(self):
+        """Reverse all dimensions (a view)."""
+        return permute(self, tuple(range(self._data.ndim - 1, -1, -1)))
+
+    def _mT(self):
+        """Transpose the last two dimensions (a view)."""
+        return transpose(self, -2, -1)
+
+    T.T = property(_T)
+    T.mT = property(_mT)
+
     def __setitem__(self, key, value):
-        from tensorgrad.ops.shape import _norm_key
         self._check_inplace("__setitem__")
         self._data[_norm_key(key)] = value._data if isinstance(value, Tensor) else value
         self._version[0] += 1

@@ -1,9 +1,13 @@
-"""Helpers shared by every op family: argument coercion, broadcasting, unbroadcast."""
+"""Helpers shared by every op family: argument coercion, broadcasting, unbroadcast.
+
+The lowest module of ``tensorgrad.ops``: it imports no op module (docs/internals.md,
+"Layers").
+"""
 import numbers
 
 import numpy as np
 
-from tensorgrad._tensor import Tensor, _wrap
+from tensorgrad._tensor import Tensor, _wrap, tensor
 
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
@@ -51,7 +55,6 @@ def as_tensor(x, like=None, op="op"):
             dt = None
         return _wrap(np.asarray(x, dtype=dt))
     if isinstance(x, (list, tuple)):
-        from tensorgrad._tensor import tensor
         return tensor(x)
     raise TypeError(f"{op}: expected a Tensor, array or number, got {type(x).__name__}")
 
@@ -96,13 +99,12 @@ def unbroadcast(g, shape):
     shape = tuple(shape)
     if g.shape == shape:
         return g
-    from tensorgrad.ops.reduce import sum as _sum
-    from tensorgrad.ops.shape import reshape
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape)
-                                      if s == 1 and g.shape[lead + i] != 1)
-    if axes:
-        g = _sum(g, axes)
-    if g.shape != shape:
-        g = reshape(g, shape)
-    return g
+    return OPS.sum_to(g, shape)
+
+
+class OPS:
+    """Ops that helpers here build on but that live in higher op modules, which install
+    them when imported (``ops/__init__.py`` imports them all before any op can run):
+    ``sum_to(g, shape)``, the differentiable sum of a broadcast g back to shape, is set by
+    ops/reduce.py."""
+    sum_to = None

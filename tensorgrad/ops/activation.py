@@ -9,9 +9,10 @@ import numpy as np
 from tensorgrad._kernels import activation as AK
 from tensorgrad._kernels import reduce as RK
 from tensorgrad._tensor import Tensor, _wrap
-from tensorgrad.function import Function, _mode
+from tensorgrad.function import Function, dispatch
 from tensorgrad.ops._util import FLOATS, as_tensor, normalize_dim
 from tensorgrad.ops.elementwise import cast, exp, mul, neg, sub
+from tensorgrad.ops.reduce import sum as _sum
 
 __all__ = ["log_softmax", "relu", "sigmoid", "softmax", "tanh"]
 
@@ -32,93 +33,99 @@ def _float(x, op):
 
 class ReLU(Function):
     """y = max(x, 0);   gx = g * (y > 0)   (the gradient at x == 0 is 0)"""
+    kernel = staticmethod(AK.relu_forward)
 
     @staticmethod
     def forward(ctx, x):
-        y = _kernel_out(ctx, AK.relu_forward, x)
+        y = _kernel_out(ctx, ReLU.kernel, x)
         ctx.save_for_backward(y)     # the output is enough: the mask is y > 0
         return y
 
     @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved_tensors
-        return _fused_backward(ReluBackward, AK.relu_backward, g, y)
+        return dispatch(ReluBackward, _fused_direct, g, y)
 
 
 class ReluBackward(Function):
     """gx = g * (y > 0): linear in g, so its backward w.r.t. g is itself; 0 a.e. w.r.t. y."""
+    kernel = staticmethod(AK.relu_backward)
 
     @staticmethod
     def forward(ctx, g, y):
         ctx.save_for_backward(y)
-        return _kernel_out(ctx, AK.relu_backward, g, y)
+        return _kernel_out(ctx, ReluBackward.kernel, g, y)
 
     @staticmethod
     def backward(ctx, gg):
         (y,) = ctx.saved_tensors
-        return _fused_backward(ReluBackward, AK.relu_backward, gg, y), None
+        return dispatch(ReluBackward, _fused_direct, gg, y), None
 
 
 class Sigmoid(Function):
     """y = 1 / (1 + exp(-x));   gx = g * y * (1 - y)"""
+    kernel = staticmethod(AK.sigmoid_forward)
 
     @staticmethod
     def forward(ctx, x):
-        y = _kernel_out(ctx, AK.sigmoid_forward, x)
+        y = _kernel_out(ctx, Sigmoid.kernel, x)
         ctx.save_for_backward(y)
         return y
 
     @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved_tensors
-        return _fused_backward(SigmoidBackward, AK.sigmoid_backward, g, y)
+        return dispatch(SigmoidBackward, _fused_direct, g, y)
 
 
 class SigmoidBackward(Function):
     """z = g * y * (1 - y);   gg = z-shaped: dz/dg = y(1-y),  dz/dy = g (1 - 2y)"""
+    kernel = staticmethod(AK.sigmoid_backward)
 
     @staticmethod
     def forward(ctx, g, y):
         ctx.save_for_backward(g, y)
-        return _kernel_out(ctx, AK.sigmoid_backward, g, y)
+        return _kernel_out(ctx, SigmoidBackward.kernel, g, y)
 
     @staticmethod
     def backward(ctx, gz):
         g, y = ctx.saved_tensors
         ng, ny = ctx.needs_input_grad
-        dg = _fused_backward(SigmoidBackward, AK.sigmoid_backward, gz, y) if ng else None
+        dg = dispatch(SigmoidBackward, _fused_direct, gz, y) if ng else None
         dy = mul(mul(gz, g), sub(1.0, mul(y, 2.0))) if ny else None
         return dg, dy
 
 
 class Tanh(Function):
     """y = tanh(x);   gx = g * (1 - y²)"""
+    kernel = staticmethod(AK.tanh_forward)
 
     @staticmethod
     def forward(ctx, x):
-        y = _kernel_out(ctx, AK.tanh_forward, x)
+        y = _kernel_out(ctx, Tanh.kernel, x)
         ctx.save_for_backward(y)
         return y
 
     @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved_tensors
-        return _fused_backward(TanhBackward, AK.tanh_backward, g, y)
+        return dispatch(TanhBackward, _fused_direct, g, y)
 
 
 class TanhBackward(Function):
     """z = g * (1 - y²);   dz/dg = 1 - y²,   dz/dy = -2 g y"""
+    kernel = staticmethod(AK.tanh_backward)
 
     @staticmethod
     def forward(ctx, g, y):
         ctx.save_for_backward(g, y)
-        return _kernel_out(ctx, AK.tanh_backward, g, y)
+        return _kernel_out(ctx, TanhBackward.kernel, g, y)
 
     @staticmethod
     def backward(ctx, gz):
         g, y = ctx.saved_tensors
         ng, ny = ctx.needs_input_grad
-        dg = _fused_backward(TanhBackward, AK.tanh_backward, gz, y) if ng else None
+        dg = dispatch(TanhBackward, _fused_direct, gz, y) if ng else None
         dy = mul(mul(gz, g), mul(y, -2.0)) if ny else None
         return dg, dy
 
@@ -183,7 +190,6 @@ class SoftmaxBackward(Function):
 
     @staticmethod
     def backward(ctx, gz):
-        from tensorgrad.ops.reduce import sum as _sum
         g, y = ctx.saved_tensors
         dim = ctx.dim
         ng, ny, _ = ctx.needs_input_grad
@@ -221,7 +227,6 @@ class LogSoftmaxBackward(Function):
 
     @staticmethod
     def backward(ctx, gz):
-        from tensorgrad.ops.reduce import sum as _sum
         g, y = ctx.saved_tensors
         dim = ctx.dim
         ng, ny, _ = ctx.needs_input_grad
@@ -231,40 +236,37 @@ class LogSoftmaxBackward(Function):
         return dg, dy, None
 
 
-def _activation(cls, kernel, x, name):
+def _activation_direct(cls, x):
+    """``cls.forward``'s values without a node (x converted to a float Tensor first)."""
     if not isinstance(x, Tensor) or x._data.dtype not in FLOATS:
-        x = _float(x, name)
-    if x._requires_grad and _mode.enabled:
-        return cls.apply(x)
+        x = _float(x, cls.__name__.lower())
     xd = x._data
-    out = np.empty(xd.shape, xd.dtype)      # nothing to record: straight to the kernel
-    kernel(xd, out)
+    out = np.empty(xd.shape, xd.dtype)
+    cls.kernel(xd, out)
     return _wrap(out)
 
 
-def _fused_backward(cls, kernel, g, y):
-    """g (.) y through a fused backward kernel; a graph node only when create_graph needs it."""
-    if (g._requires_grad or y._requires_grad) and _mode.enabled:
-        return cls.apply(g, y)
+def _fused_direct(cls, g, y):
+    """A fused backward ``cls``'s values without a node: ``cls.kernel(g, y)``."""
     gd = g._data
     out = np.empty(gd.shape, gd.dtype)
-    kernel(gd, y._data, out)
+    cls.kernel(gd, y._data, out)
     return _wrap(out)
 
 
 def relu(x):
     """max(x, 0) elementwise; gradient mask y > 0 (0 at x == 0)."""
-    return _activation(ReLU, AK.relu_forward, x, "relu")
+    return dispatch(ReLU, _activation_direct, x)
 
 
 def sigmoid(x):
     """1 / (1 + exp(-x)), computed without overflow for large |x|."""
-    return _activation(Sigmoid, AK.sigmoid_forward, x, "sigmoid")
+    return dispatch(Sigmoid, _activation_direct, x)
 
 
 def tanh(x):
     """The hyperbolic tangent elementwise.  y = tanh(x);  gx = g * (1 - y²)"""
-    return _activation(Tanh, AK.tanh_forward, x, "tanh")
+    return dispatch(Tanh, _activation_direct, x)
 
 
 def softmax(x, dim=-1):

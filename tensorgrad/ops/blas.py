@@ -11,21 +11,24 @@ import numpy as np
 
 from tensorgrad._kernels import blas as BK
 from tensorgrad._tensor import _wrap
-from tensorgrad.function import Function, is_grad_enabled
+from tensorgrad.function import Function, dispatch
 from tensorgrad.ops._util import FLOATS, as_tensor, result_float, shape_str, unbroadcast
-from tensorgrad.ops.elementwise import cast
+from tensorgrad.ops.elementwise import cast, mul
+from tensorgrad.ops.shape import Permute, _view_of, expand, reshape, squeeze, unsqueeze
 
 __all__ = ["bmm", "dot", "matmul", "mm"]
 
 
 def _mT(x):
-    """The transpose of the last two dims as a view (BLAS reads it with a transpose flag)."""
-    if not (x._requires_grad and is_grad_enabled()):
-        t = _wrap(x._data.swapaxes(-1, -2))     # nothing to record: skip the op machinery
-        t._version = x._version
-        return t
-    from tensorgrad.ops.shape import transpose
-    return transpose(x, -2, -1)
+    """The transpose of the last two dims (x has 2 or more) as a view (BLAS reads it with a
+    transpose flag)."""
+    nd = x._data.ndim
+    return dispatch(Permute, _swap_last_two, x, (*range(nd - 2), nd - 1, nd - 2))
+
+
+def _swap_last_two(cls, x, perm):
+    """``Permute.forward``'s view for that perm, without a node."""
+    return _view_of(x._data.swapaxes(-1, -2), x)
 
 
 class MatMul(Function):
@@ -67,7 +70,6 @@ class Dot(Function):
 
     @staticmethod
     def backward(ctx, g):
-        from tensorgrad.ops.elementwise import mul
         a, b = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
         return (mul(g, b) if na else None), (mul(g, a) if nb else None)
@@ -76,7 +78,6 @@ class Dot(Function):
 def matmul(a, b):
     """Matrix product with PyTorch/numpy semantics: 1-D operands are promoted (and the added
     dimension removed), 3-D and higher are batched with broadcasting batch dimensions."""
-    from tensorgrad.ops.shape import reshape, squeeze, unsqueeze
     a = as_tensor(a, op="matmul")
     b = as_tensor(b, op="matmul")
     if a.ndim == 0 or b.ndim == 0:
@@ -129,7 +130,6 @@ def _int_matmul(a, b):
 
 def _batch3(x, batch):
     """[..., M, K] -> [B, M, K] (B = prod(batch)); a broadcast batch of one stays 1."""
-    from tensorgrad.ops.shape import expand, reshape
     if x.ndim == 2:
         return reshape(x, (1,) + x.shape)
     if x.shape[:-2] != batch:

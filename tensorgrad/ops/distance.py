@@ -12,14 +12,10 @@ the subgradient 0, as PyTorch does, so no NaN appears. The backward is written w
 tensorgrad ops (and ``EuclidGradScale``, a Function with its own backward), so double
 backward works.
 """
-import threading
-from contextlib import contextmanager, nullcontext
-
 import numpy as np
 
-from tensorgrad._kernels import blas as KB
 from tensorgrad._kernels import distance as DK
-from tensorgrad._kernels import runtime as _rt
+from tensorgrad._runtime import blas_guard
 from tensorgrad._tensor import _wrap
 from tensorgrad.function import Function
 from tensorgrad.ops._util import FLOATS, as_tensor, shape_str
@@ -33,62 +29,6 @@ __all__ = ["cdist"]
 # 95.5 / 90.6 / 89.6 / 88.2 ms. 1280 (four tiles of 1250 there) still balances 2 or 4
 # threads; the grid never depends on the thread count, so neither does the result.
 CDIST_TILE = (512, 1280)
-
-_blas_lock = threading.Lock()
-_blas_state = {"depth": 0, "saved": (), "controllers": None, "gemm": None}
-
-
-def _blas_controllers():
-    """threadpoolctl's controllers of every loaded BLAS pool, listed once per GEMM library:
-    ``_blas.select`` can switch it to one loaded after the list was made."""
-    gemm = KB.gemm_provider()
-    if _blas_state["controllers"] is None or _blas_state["gemm"] != gemm:
-        try:
-            from threadpoolctl import ThreadpoolController
-            ctl = ThreadpoolController().select(user_api="blas")
-            _blas_state["controllers"] = list(ctl.lib_controllers)
-        except (ImportError, OSError):   # no threadpoolctl: nothing we can limit
-            _blas_state["controllers"] = []
-        _blas_state["gemm"] = gemm
-    return _blas_state["controllers"]
-
-
-@contextmanager
-def blas_single_thread():
-    """Hold every BLAS pool at one thread while a distance kernel runs.
-
-    The distance kernels call BLAS once per tile from inside their OpenMP loop; a
-    multi-threaded BLAS there would oversubscribe the cores (OpenBLAS#3187). Nested and
-    concurrent uses are counted, and the previous thread counts are restored at the end.
-    """
-    with _blas_lock:
-        if _blas_state["depth"] == 0:
-            saved = []
-            for c in _blas_controllers():
-                n = c.get_num_threads()
-                if n != 1:
-                    c.set_num_threads(1)
-                    saved.append((c, n))
-            _blas_state["saved"] = tuple(saved)
-        _blas_state["depth"] += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_state["depth"] -= 1
-            if _blas_state["depth"] == 0:
-                for c, n in _blas_state["saved"]:
-                    c.set_num_threads(n)
-                _blas_state["saved"] = ()
-
-
-def blas_guard(n, m, d):
-    """``blas_single_thread()`` when a distance kernel on [n, d] x [m, d] may run its
-    OpenMP loop (the kernels' own threshold), else nothing: tiny calls skip the cost."""
-    if n * m * (d + 1) >= _rt.par_min():
-        return blas_single_thread()
-    return nullcontext()
-
 
 class EuclidGradScale(Function):
     """s = g / (2 d) where d > 0, else 0;

@@ -14,7 +14,7 @@ import numpy as np
 
 from tensorgrad._kernels import elementwise as EK
 from tensorgrad._tensor import Tensor, _check_dtype, _wrap
-from tensorgrad.function import Function, _mode
+from tensorgrad.function import Function, _mode, dispatch
 from tensorgrad.ops._util import (
     FLOATS,
     as_tensor,
@@ -26,7 +26,6 @@ from tensorgrad.ops._util import (
 
 __all__ = [
     "abs",
-    "accumulate_",
     "add",
     "cast",
     "clamp",
@@ -518,48 +517,53 @@ _NP_BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.t
 
 def _dispatch(cls, a, b, name):
     """Route a binary op: the fast path is two float Tensors of one dtype, or a float Tensor
-    and a Python number; everything else is coerced/promoted first.
-
-    When nothing will be recorded (grad mode off, e.g. inside backward, or no input requires
-    grad) the kernel is called directly, without a graph node: the same kernel and the same
-    result as ``cls.forward``, minus the Function machinery.
-    """
+    and a Python number; everything else is coerced/promoted first."""
     if isinstance(a, Tensor):
-        ad = a._data
-        da = ad.dtype
+        da = a._data.dtype
         if isinstance(b, Tensor):
-            bd = b._data
-            if bd.dtype is da and (da is _F32 or da is _F64):
+            db = b._data.dtype
+            if db is da and (da is _F32 or da is _F64):
                 if a is b and cls is Mul:
-                    return Square.apply(a) if a._requires_grad and _mode.enabled \
-                        else _unary_dispatch(Square, a, "square", None)
-                if (a._requires_grad or b._requires_grad) and _mode.enabled:
-                    return cls.apply(a, b)
-                shape = ad.shape
-                if bd.shape != shape:
-                    shape = broadcast_shape(shape, bd.shape, name)
-                out = np.empty(shape, da)
-                # A broadcast single value (e.g. the expanded gradient of a sum) is applied
-                # as a scalar: one contiguous pass instead of the strided loop. Same values.
-                if bd.ndim and bd.strides[-1] == 0 and ad.shape == shape and _one_value(bd):
-                    _binary_scalar(cls.code, ad, float(bd.flat[0]), out, False)
-                elif ad.ndim and ad.strides[-1] == 0 and bd.shape == shape and _one_value(ad):
-                    _binary_scalar(cls.code, bd, float(ad.flat[0]), out, True)
-                else:
-                    _binary(cls.code, ad, bd, out)
-                return _wrap(out)
-            if da == bd.dtype and da in FLOATS:
-                return cls.apply(a, b)
+                    return dispatch(Square, _unary_direct, a)
+                return dispatch(cls, _binary_direct, a, b)
+            if da == db and da in FLOATS:
+                return dispatch(cls, _binary_direct, a, b)
         elif isinstance(b, _NUM) and not isinstance(b, (bool, np.bool_)) and da in FLOATS:
-            if a._requires_grad and _mode.enabled:
-                return cls.apply(a, b)
-            out = np.empty(ad.shape, da)
-            _binary_scalar(cls.code, ad, float(b), out, False)
-            return _wrap(out)
+            return dispatch(cls, _binary_direct, a, b)
     elif isinstance(b, Tensor) and isinstance(a, _NUM) and not isinstance(a, (bool, np.bool_)) \
             and b._data.dtype in FLOATS:
-        return cls.apply(a, b)
+        return dispatch(cls, _binary_direct, a, b)
     return _promote(cls, a, b, name)
+
+
+def _binary_direct(cls, a, b):
+    """``cls.forward``'s values without a node: a float Tensor and a Tensor of its dtype or
+    a number (either side)."""
+    if not isinstance(b, Tensor):
+        ad = a._data
+        out = np.empty(ad.shape, ad.dtype)
+        _binary_scalar(cls.code, ad, float(b), out, False)
+        return _wrap(out)
+    if not isinstance(a, Tensor):
+        bd = b._data
+        out = np.empty(bd.shape, bd.dtype)
+        _binary_scalar(cls.code, bd, float(a), out, True)
+        return _wrap(out)
+    ad = a._data
+    bd = b._data
+    shape = ad.shape
+    if bd.shape != shape:
+        shape = broadcast_shape(shape, bd.shape, cls.__name__.lower())
+    out = np.empty(shape, ad.dtype)
+    # A broadcast single value (e.g. the expanded gradient of a sum) is applied as a scalar:
+    # one contiguous pass instead of the strided loop. Same values.
+    if bd.ndim and bd.strides[-1] == 0 and ad.shape == shape and _one_value(bd):
+        _binary_scalar(cls.code, ad, float(bd.flat[0]), out, False)
+    elif ad.ndim and ad.strides[-1] == 0 and bd.shape == shape and _one_value(ad):
+        _binary_scalar(cls.code, bd, float(ad.flat[0]), out, True)
+    else:
+        _binary(cls.code, ad, bd, out)
+    return _wrap(out)
 
 
 def _one_value(arr):
@@ -641,54 +645,59 @@ def minimum(x, y):
     return _dispatch(Minimum, x, y, "minimum")
 
 
-def _unary_dispatch(cls, x, name, np_fn):
+# unary ops that keep an integer tensor's dtype (numpy's result); the others compute in float32
+_INT_UNARY = {Neg: np.negative, Square: np.square, Abs: np.abs}
+
+
+def _unary_direct(cls, x):
+    """``cls.forward``'s values without a node (x converted to a float Tensor first, unless
+    the op keeps integers)."""
     if not isinstance(x, Tensor):
-        x = as_tensor(x, op=name)
+        x = as_tensor(x, op=cls.__name__.lower())
     xd = x._data
-    if xd.dtype in FLOATS:
-        if x._requires_grad and _mode.enabled:
-            return cls.apply(x)
-        out = np.empty(xd.shape, xd.dtype)      # nothing to record: straight to the kernel
-        _unary(cls.code, xd, out)
-        return _wrap(out)
-    if np_fn is None:
-        return cls.apply(cast(x, np.float32))
-    return _wrap(np.asarray(np_fn(x._data)))
+    if xd.dtype not in FLOATS:
+        int_op = _INT_UNARY.get(cls)
+        if int_op is not None:
+            return _wrap(np.asarray(int_op(xd)))
+        xd = xd.astype(np.float32)
+    out = np.empty(xd.shape, xd.dtype)
+    _unary(cls.code, xd, out)
+    return _wrap(out)
 
 
 def neg(x):
     """-x elementwise.  gx = -g"""
-    return _unary_dispatch(Neg, x, "neg", np.negative)
+    return dispatch(Neg, _unary_direct, x)
 
 
 def exp(x):
     """e**x elementwise.  z = exp(x);  gx = g * z"""
-    return _unary_dispatch(Exp, x, "exp", None)
+    return dispatch(Exp, _unary_direct, x)
 
 
 def log(x):
     """The natural logarithm elementwise.  gx = g / x"""
-    return _unary_dispatch(Log, x, "log", None)
+    return dispatch(Log, _unary_direct, x)
 
 
 def sqrt(x):
     """The square root elementwise.  z = sqrt(x);  gx = g / (2 z)"""
-    return _unary_dispatch(Sqrt, x, "sqrt", None)
+    return dispatch(Sqrt, _unary_direct, x)
 
 
 def square(x):
     """x² elementwise.  gx = 2 g x"""
-    return _unary_dispatch(Square, x, "square", np.square)
+    return dispatch(Square, _unary_direct, x)
 
 
 def reciprocal(x):
     """1 / x elementwise.  z = 1/x;  gx = -g z²"""
-    return _unary_dispatch(Reciprocal, x, "reciprocal", None)
+    return dispatch(Reciprocal, _unary_direct, x)
 
 
 def abs(x):
     """|x| elementwise.  gx = g * sign(x)  (0 at x == 0, as in PyTorch)"""
-    return _unary_dispatch(Abs, x, "abs", np.abs)
+    return dispatch(Abs, _unary_direct, x)
 
 
 def sign(x):
@@ -847,47 +856,3 @@ class LogicalNot(Function):
 def logical_not(x):
     """The elementwise negation of a mask (``~mask``): a bool tensor with no gradient."""
     return LogicalNot.apply(x)
-
-
-# ---------------------------------------------------------------------------------------------
-# in place (used by the engine and by Tensor.add_ & co.; never recorded)
-# ---------------------------------------------------------------------------------------------
-def accumulate_(acc, g):
-    """acc += g in place (gradient accumulation; same shape and dtype)."""
-    a = acc._data
-    gd = g._data
-    if a.shape != gd.shape:
-        raise RuntimeError(f"accumulate: gradient shapes {shape_str(a.shape, gd.shape)} differ")
-    if gd.dtype != a.dtype:
-        gd = gd.astype(a.dtype)
-    if a.flags.c_contiguous and a.dtype in FLOATS:
-        EK.accumulate(a, gd)
-    else:
-        np.add(a, gd, out=a)
-    acc._version[0] += 1
-
-
-_INPLACE_CODE = {"add_": EK.ADD, "sub_": EK.SUB, "mul_": EK.MUL, "div_": EK.DIV}
-_INPLACE_NP = {"add_": np.add, "sub_": np.subtract, "mul_": np.multiply, "div_": np.true_divide}
-
-
-def _inplace(t, op, other, alpha=None):
-    a = t._data
-    o = other._data if isinstance(other, Tensor) else other
-    if alpha is not None and alpha != 1:
-        o = np.multiply(o, alpha)
-    if isinstance(o, np.ndarray):
-        try:
-            shape = np.broadcast_shapes(a.shape, o.shape)
-        except ValueError:
-            shape = None
-        if shape != a.shape:
-            raise ValueError(f"{op}: cannot broadcast shape {o.shape} into the in-place "
-                             f"target of shape {a.shape}")
-        if a.dtype in FLOATS and a.flags.c_contiguous and o.dtype == a.dtype:
-            _binary(_INPLACE_CODE[op], a, o, a)
-            return
-    elif a.dtype in FLOATS and a.flags.c_contiguous and isinstance(o, _NUM):
-        _binary_scalar(_INPLACE_CODE[op], a, float(o), a, False)
-        return
-    _INPLACE_NP[op](a, o, out=a, casting="same_kind")

@@ -17,8 +17,10 @@ import numpy as np
 from tensorgrad._kernels import reduce as RK
 from tensorgrad._tensor import Tensor, _wrap
 from tensorgrad.function import Function
+from tensorgrad.ops import _util
 from tensorgrad.ops._util import FLOATS, as_tensor, normalize_dim, normalize_dims
-from tensorgrad.ops.elementwise import cast, exp, mul, sub
+from tensorgrad.ops.elementwise import cast, exp, maximum, minimum, mul, sub
+from tensorgrad.ops.shape import expand, gather, permute, reshape
 
 __all__ = ["amax", "amin", "argmax", "argmin", "logsumexp", "max", "mean", "min", "sum"]
 
@@ -90,7 +92,6 @@ class Sum(Function):
 
     @staticmethod
     def backward(ctx, g):
-        from tensorgrad.ops.shape import expand, reshape
         if not ctx.dims:
             return mul(g, ctx.scale), None, None, None
         gk = reshape(g, ctx.kshape)
@@ -129,6 +130,22 @@ def sum(x, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None, out
     if x._data.dtype not in FLOATS:
         return _wrap(np.asarray(np.sum(x._data, axis=dims, keepdims=keepdim)))
     return Sum.apply(x, dims, keepdim, 1.0)
+
+
+def _sum_to(g, shape):
+    """g, a broadcast of ``shape``, summed back to ``shape`` with sum and reshape, so that
+    double backward goes through it: the core of ``unbroadcast``."""
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape)
+                                      if s == 1 and g.shape[lead + i] != 1)
+    if axes:
+        g = sum(g, axes)
+    if g.shape != shape:
+        g = reshape(g, shape)
+    return g
+
+
+_util.OPS.sum_to = _sum_to
 
 
 def mean(x, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None, out=None):
@@ -213,7 +230,6 @@ class RouteGrad(Function):
 
     @staticmethod
     def backward(ctx, gg):
-        from tensorgrad.ops.shape import gather, reshape
         idx, _shape, dim, kshape = ctx.meta
         if dim is None:
             r = gather(reshape(gg, (-1,)), 0, _wrap(idx.reshape(1)))
@@ -254,7 +270,6 @@ def max(x, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
     values only. The gradient goes to the winning element; on ties, to the first one (like
     argmax).
     """
-    from tensorgrad.ops.elementwise import maximum
     return _maxmin(Max, np.max, x, dim, keepdim, "max", maximum, axis, keepdims, out,
                    MaxResult)
 
@@ -265,7 +280,6 @@ def min(x, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
 
     With numpy's ``axis=`` the result is the values only, as for ``max``.
     """
-    from tensorgrad.ops.elementwise import minimum
     return _maxmin(Min, np.min, x, dim, keepdim, "min", minimum, axis, keepdims, out,
                    MinResult)
 
@@ -287,7 +301,6 @@ class _AMaxMin(Function):
 
     @classmethod
     def backward(cls, ctx, g):
-        from tensorgrad.ops.shape import expand, reshape
         (x,) = ctx.saved_tensors
         dims = ctx.dims
         d = x._data
@@ -372,7 +385,6 @@ class LogSumExp(Function):
 
     @staticmethod
     def backward(ctx, g):
-        from tensorgrad.ops.shape import reshape
         x, z = ctx.saved_tensors
         k = ctx.kshape
         return mul(reshape(g, k), exp(sub(x, reshape(z, k)))), None, None
@@ -396,14 +408,12 @@ def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
         dim = dims[0] if dims else 0
     dim = normalize_dim(dim, x.ndim, "logsumexp")
     if x.ndim == 0:
-        from tensorgrad.ops.shape import reshape
         return LogSumExp.apply(reshape(x, (1,)), 0, False)    # log(exp(x)) of one element
     return LogSumExp.apply(x, dim, keepdim)
 
 
 def _logsumexp_dims(x, dims, keepdim):
     """logsumexp over several dims: move them last, merge them into one, reduce that one."""
-    from tensorgrad.ops.shape import permute, reshape
     kept = tuple(i for i in range(x.ndim) if i not in dims)
     n = _prod(x.shape[i] for i in dims)
     flat = reshape(permute(x, kept + dims), tuple(x.shape[i] for i in kept) + (n,))
