@@ -119,6 +119,6 @@ def test_in_place_build_removes_stale_compiled_copies(setup_module, tmp_path, ca
 
 def test_build_flags_strip_debug_information(setup_module):
     module, _ = setup_module
-    cflags, ldflags = module._compile_flags()
+    cflags, ldflags = module._kernel_flags()
     if sys.platform.startswith("linux"):
         assert "-g0" in cflags and "-s" in ldflags
