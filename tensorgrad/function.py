@@ -129,10 +129,11 @@ class Context:
     __slots__ = ("fn", "next_edges", "args", "needs_input_grad", "n_outputs", "out_meta",
                  "_saved", "_versions", "_released", "_out_bufs", "_gbuf", "_gown", "_mark",
                  "_non_diff", "_retain", "_out_ref",
-                 # attributes built-in ops stash on ctx: slots avoid a dict per node
-                 "dim", "dims", "in_shape", "meta", "consts", "shapes", "kshape", "key",
-                 "bounds", "src", "sizes", "scale", "perm", "idx",
-                 "__dict__")
+                 # for the built-in ops (slots spare them a dict per node): ``meta`` holds
+                 # what backward needs besides saved tensors (shapes, dims, scalar operands),
+                 # ``scratch`` buffers a node reuses when a Graph replays it
+                 "meta", "scratch",
+                 "__dict__")     # custom Functions may set any attribute, as in PyTorch
 
     def __init__(self):
         self._out_ref = None

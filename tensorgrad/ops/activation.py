@@ -150,7 +150,7 @@ def _along_dim(ctx, kernel, x, dim):
     out = ctx.empty(d.shape, d.dtype)
     s3 = _as3d(d.shape, dim)
     kernel(d.reshape(s3), out.reshape(s3))
-    ctx.dim = dim
+    ctx.meta = dim
     return _wrap(out)
 
 
@@ -161,7 +161,7 @@ def _along_dim_backward(ctx, kernel, g, y, dim):
     s3 = _as3d(gd.shape, dim)
     kernel(gd.reshape(s3), y._data.reshape(s3), out.reshape(s3))
     ctx.save_for_backward(g, y)
-    ctx.dim = dim
+    ctx.meta = dim
     return _wrap(out)
 
 
@@ -177,7 +177,7 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved_tensors
-        return SoftmaxBackward.apply(g, y, ctx.dim), None
+        return SoftmaxBackward.apply(g, y, ctx.meta), None
 
 
 class SoftmaxBackward(Function):
@@ -191,7 +191,7 @@ class SoftmaxBackward(Function):
     @staticmethod
     def backward(ctx, gz):
         g, y = ctx.saved_tensors
-        dim = ctx.dim
+        dim = ctx.meta
         ng, ny, _ = ctx.needs_input_grad
         dg = SoftmaxBackward.apply(gz, y, dim) if ng else None
         dy = None
@@ -214,7 +214,7 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved_tensors
-        return LogSoftmaxBackward.apply(g, y, ctx.dim), None
+        return LogSoftmaxBackward.apply(g, y, ctx.meta), None
 
 
 class LogSoftmaxBackward(Function):
@@ -228,7 +228,7 @@ class LogSoftmaxBackward(Function):
     @staticmethod
     def backward(ctx, gz):
         g, y = ctx.saved_tensors
-        dim = ctx.dim
+        dim = ctx.meta
         ng, ny, _ = ctx.needs_input_grad
         p = exp(y)
         dg = sub(gz, _sum(mul(gz, p), dim, keepdim=True)) if ng else None

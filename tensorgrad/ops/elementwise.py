@@ -87,13 +87,13 @@ def _save_operands(ctx, x, y):
     """Save the Tensor operands for backward (versions checked); keep numbers as constants."""
     ctx.save_for_backward(x if isinstance(x, Tensor) else None,
                           y if isinstance(y, Tensor) else None)
-    ctx.consts = (x, y)
+    ctx.meta = (x, y)
 
 
 def _operands(ctx):
     """(x, y) as saved by _save_operands: Tensors, or the Python numbers they were."""
     x, y = ctx.saved_tensors
-    return (ctx.consts[0] if x is None else x), (ctx.consts[1] if y is None else y)
+    return (ctx.meta[0] if x is None else x), (ctx.meta[1] if y is None else y)
 
 
 def _shape(v):
@@ -106,12 +106,12 @@ class Add(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        ctx.shapes = (_shape(x), _shape(y))
+        ctx.meta = (_shape(x), _shape(y))
         return _binary_forward(ctx, EK.ADD, x, y)
 
     @staticmethod
     def backward(ctx, g):
-        sx, sy = ctx.shapes
+        sx, sy = ctx.meta
         nx, ny = ctx.needs_input_grad
         return (unbroadcast(g, sx) if nx else None, unbroadcast(g, sy) if ny else None)
 
@@ -122,12 +122,12 @@ class Sub(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        ctx.shapes = (_shape(x), _shape(y))
+        ctx.meta = (_shape(x), _shape(y))
         return _binary_forward(ctx, EK.SUB, x, y)
 
     @staticmethod
     def backward(ctx, g):
-        sx, sy = ctx.shapes
+        sx, sy = ctx.meta
         nx, ny = ctx.needs_input_grad
         return (unbroadcast(g, sx) if nx else None, unbroadcast(neg(g), sy) if ny else None)
 
@@ -178,7 +178,7 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        ctx.consts = (x, y)
+        ctx.meta = (x, y)
         out = _binary_forward(ctx, EK.POW, x, y)
         ctx.save_for_backward(x if isinstance(x, Tensor) else None,
                               y if isinstance(y, Tensor) else None, out)
@@ -191,7 +191,7 @@ class Pow(Function):
         gx = gy = None
         if nx:
             if y is None:
-                p = ctx.consts[1]
+                p = ctx.meta[1]
                 gx = mul(g, mul(pow(x, p - 1), p)) if p != 0 else mul(g, 0.0)
             else:
                 # base 1 where x == 0 and y == 0, so y * x**(y-1) is 0 there instead of
@@ -200,7 +200,7 @@ class Pow(Function):
                 xs = where(eq(y, 0.0), where(eq(x, 0.0), 1.0, x), x)
                 gx = unbroadcast(mul(g, mul(y, pow(xs, sub(y, 1.0)))), x.shape)
         if ny:
-            xv = x if x is not None else ctx.consts[0]
+            xv = x if x is not None else ctx.meta[0]
             if isinstance(xv, Tensor):
                 logx = log(where(eq(xv, 0.0), 1.0, xv))      # log taken as 0 where x == 0
             else:
@@ -385,7 +385,7 @@ class Clamp(Function):
     @staticmethod
     def forward(ctx, x, lo, hi):
         ctx.save_for_backward(x)
-        ctx.bounds = (lo, hi)
+        ctx.meta = (lo, hi)
         out = ctx.empty(x._data.shape, x._data.dtype)
         # the kernel applies hi first, then lo: lowering lo to hi makes lo > hi give hi
         EK.clamp(x._data, min(lo, hi), hi, out)
@@ -394,7 +394,7 @@ class Clamp(Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        lo, hi = ctx.bounds
+        lo, hi = ctx.meta
         return ClampBackward.apply(g, x, lo, hi), None, None
 
 
@@ -404,7 +404,7 @@ class ClampBackward(Function):
     @staticmethod
     def forward(ctx, g, x, lo, hi):
         ctx.save_for_backward(x)
-        ctx.bounds = (lo, hi)
+        ctx.meta = (lo, hi)
         out = ctx.empty(g._data.shape, g._data.dtype)
         EK.clamp_mask(x._data, lo, hi, g._data, out)
         return _wrap(out)
@@ -412,7 +412,7 @@ class ClampBackward(Function):
     @staticmethod
     def backward(ctx, gg):
         (x,) = ctx.saved_tensors
-        lo, hi = ctx.bounds
+        lo, hi = ctx.meta
         return ClampBackward.apply(gg, x, lo, hi), None, None, None
 
 
@@ -428,7 +428,7 @@ class ClampTensor(Function):
     def forward(ctx, x, lo, hi):
         ctx.save_for_backward(x, lo if isinstance(lo, Tensor) else None,
                               hi if isinstance(hi, Tensor) else None)
-        ctx.consts = (lo, hi)
+        ctx.meta = (lo, hi)
         shape = np.broadcast_shapes(x.shape, _shape(lo), _shape(hi))
         out = ctx.empty(shape, x._data.dtype)
         xd = np.broadcast_to(x._data, shape)
@@ -445,8 +445,8 @@ class ClampTensor(Function):
     @staticmethod
     def backward(ctx, g):
         x, lo_t, hi_t = ctx.saved_tensors
-        lo = ctx.consts[0] if lo_t is None else lo_t._data
-        hi = ctx.consts[1] if hi_t is None else hi_t._data
+        lo = ctx.meta[0] if lo_t is None else lo_t._data
+        hi = ctx.meta[1] if hi_t is None else hi_t._data
         xd = x._data
         nx, nlo, nhi = ctx.needs_input_grad
 
@@ -465,7 +465,7 @@ class Where(Function):
     @staticmethod
     def forward(ctx, cond, x, y):
         ctx.save_for_backward(cond)
-        ctx.shapes = (x.shape, y.shape)
+        ctx.meta = (x.shape, y.shape)
         shape = np.broadcast_shapes(cond.shape, x.shape, y.shape)
         out = ctx.empty(shape, x._data.dtype)
         EK.where(cond._data, x._data, y._data, out)
@@ -474,7 +474,7 @@ class Where(Function):
     @staticmethod
     def backward(ctx, g):
         (cond,) = ctx.saved_tensors
-        sx, sy = ctx.shapes
+        sx, sy = ctx.meta
         _, nx, ny = ctx.needs_input_grad
         zero = _wrap(np.zeros((), g._data.dtype))
         gx = unbroadcast(where(cond, g, zero), sx) if nx else None
@@ -487,14 +487,14 @@ class Cast(Function):
 
     @staticmethod
     def forward(ctx, x, dtype):
-        ctx.src = x._data.dtype
+        ctx.meta = x._data.dtype
         out = ctx.empty(x._data.shape, dtype)
         out[...] = x._data
         return _wrap(out)
 
     @staticmethod
     def backward(ctx, g):
-        return cast(g, ctx.src), None
+        return cast(g, ctx.meta), None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -84,11 +84,11 @@ def _c(arr):
 
 
 def _scratch(ctx):
-    """The node's scratch buffers by name, kept in ``ctx.consts`` so that a Graph.forward()
+    """The node's scratch buffers by name, kept in ``ctx.scratch`` so that a Graph.forward()
     replay reuses them."""
-    bufs = getattr(ctx, "consts", None)
+    bufs = getattr(ctx, "scratch", None)
     if bufs is None:
-        bufs = ctx.consts = {}
+        bufs = ctx.scratch = {}
     return bufs
 
 
@@ -190,7 +190,7 @@ class CrossEntropy(Function):
         if gs is None:
             out = np.empty((n, c), scores._data.dtype)
             w = _weights(g, reduction, n, out.dtype)
-            LK.xent_backward(_c(scores._data), labels, ctx.consts["stats"], w, out)
+            LK.xent_backward(_c(scores._data), labels, ctx.scratch["stats"], w, out)
             gs = _wrap(out)
         return gs, None, None
 

@@ -72,10 +72,8 @@ class Sum(Function):
     @staticmethod
     def forward(ctx, x, dims, keepdim, scale):
         d = x._data
-        ctx.in_shape = d.shape
-        ctx.dims = dims
-        ctx.scale = scale
         if not dims:
+            ctx.meta = (d.shape, dims, scale, None)
             out = ctx.empty(d.shape, d.dtype)
             np.multiply(d, scale, out=out)
             return _wrap(out)
@@ -87,17 +85,18 @@ class Sum(Function):
             r = _sum_data(d, dims, scale, ctx if keepdim else None)
             out = r if keepdim else r.reshape(tuple(s for i, s in enumerate(d.shape)
                                                      if i not in dims))
-        ctx.kshape = kshape
+        ctx.meta = (d.shape, dims, scale, kshape)
         return _wrap(out)
 
     @staticmethod
     def backward(ctx, g):
-        if not ctx.dims:
-            return mul(g, ctx.scale), None, None, None
-        gk = reshape(g, ctx.kshape)
-        if ctx.scale != 1.0:
-            gk = mul(gk, ctx.scale)
-        return expand(gk, ctx.in_shape), None, None, None
+        in_shape, dims, scale, kshape = ctx.meta
+        if not dims:
+            return mul(g, scale), None, None, None
+        gk = reshape(g, kshape)
+        if scale != 1.0:
+            gk = mul(gk, scale)
+        return expand(gk, in_shape), None, None, None
 
 
 def _numpy_args(op, dim, keepdim, axis, keepdims, out):
@@ -191,16 +190,15 @@ class _MaxMin(Function):
         out = ctx.empty(oshape, d.dtype)
         idx = np.empty(oshape, np.int64)
         cls.kernel(d.reshape(a, b, c), out.reshape(a, c), idx.reshape(a, c))
-        ctx.meta = (shape, dim, kshape)
-        ctx.idx = idx
+        ctx.meta = (shape, dim, kshape, idx)
         values, indices = _wrap(out), _wrap(idx)
         ctx.mark_non_differentiable(indices)
         return values, indices
 
     @staticmethod
     def backward(ctx, g, _gi):
-        shape, dim, kshape = ctx.meta
-        return RouteGrad.apply(g, ctx.idx, shape, dim, kshape), None, None
+        shape, dim, kshape, idx = ctx.meta
+        return RouteGrad.apply(g, idx, shape, dim, kshape), None, None
 
 
 class Max(_MaxMin):
@@ -296,13 +294,13 @@ class _AMaxMin(Function):
                                               if i not in dims), d.dtype)
         cls.np_fn(d, axis=dims, keepdims=keepdim, out=out)
         ctx.save_for_backward(x)
-        ctx.dims = dims
+        ctx.meta = dims
         return _wrap(out)
 
     @classmethod
     def backward(cls, ctx, g):
         (x,) = ctx.saved_tensors
-        dims = ctx.dims
+        dims = ctx.meta
         d = x._data
         kshape = tuple(1 if i in dims else s for i, s in enumerate(d.shape))
         hit = np.asarray(d == cls.np_fn(d, axis=dims, keepdims=True))
@@ -380,13 +378,13 @@ class LogSumExp(Function):
                          out.reshape(_prod(shape[:dim]), _prod(shape[dim + 1:])))
         z = _wrap(out)
         ctx.save_for_backward(x, z)
-        ctx.kshape = kshape
+        ctx.meta = kshape
         return z
 
     @staticmethod
     def backward(ctx, g):
         x, z = ctx.saved_tensors
-        k = ctx.kshape
+        k = ctx.meta
         return mul(reshape(g, k), exp(sub(x, reshape(z, k)))), None, None
 
 

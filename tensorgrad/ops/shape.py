@@ -91,7 +91,7 @@ class View(Function):
 
     @staticmethod
     def forward(ctx, x, shape):
-        ctx.in_shape = x.shape
+        ctx.meta = x.shape
         v = view_as_shape(x._data, shape)
         if v is None:
             raise RuntimeError(
@@ -102,7 +102,7 @@ class View(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return reshape(g, ctx.in_shape), None
+        return reshape(g, ctx.meta), None
 
 
 class Reshape(Function):
@@ -110,7 +110,7 @@ class Reshape(Function):
 
     @staticmethod
     def forward(ctx, x, shape):
-        ctx.in_shape = x.shape
+        ctx.meta = x.shape
         v = view_as_shape(x._data, shape)
         if v is None:                   # the strides do not allow a view: copy
             return _wrap(np.ascontiguousarray(np.reshape(x._data, shape)))
@@ -118,7 +118,7 @@ class Reshape(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return reshape(g, ctx.in_shape), None
+        return reshape(g, ctx.meta), None
 
 
 def view(x, *shape):
@@ -167,12 +167,12 @@ class Permute(Function):
 
     @staticmethod
     def forward(ctx, x, perm):
-        ctx.perm = perm
+        ctx.meta = perm
         return _view_of(x._data.transpose(perm), x)
 
     @staticmethod
     def backward(ctx, g):
-        inv = tuple(np.argsort(ctx.perm))
+        inv = tuple(np.argsort(ctx.meta))
         return permute(g, inv), None
 
 
@@ -247,12 +247,12 @@ class Expand(Function):
 
     @staticmethod
     def forward(ctx, x, shape):
-        ctx.in_shape = x.shape
+        ctx.meta = x.shape
         return _view_of(np.broadcast_to(x._data, shape), x)
 
     @staticmethod
     def backward(ctx, g):
-        return unbroadcast(g, ctx.in_shape), None
+        return unbroadcast(g, ctx.meta), None
 
 
 def expand(x, *shape):
@@ -312,7 +312,7 @@ class Split(Function):
 
     @staticmethod
     def forward(ctx, x, sizes, dim):
-        ctx.dim = dim
+        ctx.meta = dim
         outs = []
         start = 0
         idx = [slice(None)] * x.ndim
@@ -324,7 +324,7 @@ class Split(Function):
 
     @staticmethod
     def backward(ctx, *grads):
-        return cat(grads, ctx.dim), None, None
+        return cat(grads, ctx.meta), None, None
 
 
 def split(x, split_size_or_sections, dim=0):
@@ -366,17 +366,18 @@ class Cat(Function):
 
     @staticmethod
     def forward(ctx, dim, *xs):
-        ctx.dim = dim
-        ctx.sizes = [x.shape[dim] for x in xs]
+        sizes = [x.shape[dim] for x in xs]
+        ctx.meta = (dim, sizes)
         shape = list(xs[0].shape)
-        shape[dim] = sum(ctx.sizes)
+        shape[dim] = sum(sizes)
         out = ctx.empty(tuple(shape), xs[0]._data.dtype)
         np.concatenate([x._data for x in xs], axis=dim, out=out)
         return _wrap(out)
 
     @staticmethod
     def backward(ctx, g):
-        parts = split(g, ctx.sizes, ctx.dim) if len(ctx.sizes) > 1 else (g,)
+        dim, sizes = ctx.meta
+        parts = split(g, sizes, dim) if len(sizes) > 1 else (g,)
         return (None,) + tuple(parts)
 
 
@@ -442,10 +443,9 @@ class Index(Function):
 
     @staticmethod
     def forward(ctx, x, key):
-        ctx.in_shape = x.shape
         if isinstance(key, Tensor):     # a mask/index tensor is an argument, so that Graph
             key = key._data             # replay sees its recomputed value
-        ctx.key = key
+        ctx.meta = (key, x.shape)
         try:
             r = x._data[key]
         except IndexError as e:
@@ -462,7 +462,7 @@ class Index(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return IndexBackward.apply(g, ctx.key, ctx.in_shape), None
+        return IndexBackward.apply(g, *ctx.meta), None
 
 
 class IndexBackward(Function):
@@ -470,7 +470,7 @@ class IndexBackward(Function):
 
     @staticmethod
     def forward(ctx, g, key, shape):
-        ctx.key = key
+        ctx.meta = key
         out = ctx.empty(shape, g._data.dtype)
         out.fill(0)
         if _is_basic(key):
@@ -481,7 +481,7 @@ class IndexBackward(Function):
 
     @staticmethod
     def backward(ctx, gg):
-        return index(gg, ctx.key), None, None
+        return index(gg, ctx.meta), None, None
 
 
 def index(x, key):
