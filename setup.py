@@ -50,10 +50,13 @@ HOT_PY_MODULES = [
     "tensorgrad/function.py",
     "tensorgrad/graph.py",
     "tensorgrad/ops/_util.py",
+    "tensorgrad/ops/cast.py",
+    "tensorgrad/ops/_promote.py",
     "tensorgrad/ops/elementwise.py",
     "tensorgrad/ops/activation.py",
     "tensorgrad/ops/reduce.py",
     "tensorgrad/ops/shape.py",
+    "tensorgrad/ops/index.py",
     "tensorgrad/ops/blas.py",
 ]
 

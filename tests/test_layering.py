@@ -26,8 +26,11 @@ LAYERS = [
     # the op modules, in the order they build on each other, then the package that
     # gathers them and installs them on Tensor
     ("tensorgrad.ops._util",),
+    ("tensorgrad.ops.cast",),
+    ("tensorgrad.ops._promote", "tensorgrad.ops.select"),
     ("tensorgrad.ops.elementwise",),
     ("tensorgrad.ops.shape",),
+    ("tensorgrad.ops.index",),
     ("tensorgrad.ops.reduce",),
     ("tensorgrad.ops.activation",),
     ("tensorgrad.ops.blas", "tensorgrad.ops.distance"),

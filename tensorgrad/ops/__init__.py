@@ -1,48 +1,51 @@
 """All tensor ops, grouped by family; this module also installs them as Tensor methods.
 
 Each op's forward and its vector-Jacobian product sit side by side in its family module:
-elementwise, activation, reduce, shape (views, indexing), blas (matmul), linear, distance,
-loss. ``registry`` lists every public op once, with its formulas and kernel (``table()``).
+cast, elementwise (arithmetic), select (comparisons, where, clamp), activation, reduce, shape
+(views), index, blas (matmul), linear, distance, loss. ``registry`` lists every public op
+once, with its formulas and kernel (``table()``).
 """
 from tensorgrad._tensor import Tensor
 from tensorgrad.ops import registry
 from tensorgrad.ops.activation import log_softmax, relu, sigmoid, softmax, tanh
 from tensorgrad.ops.blas import bmm, dot, matmul, mm
+from tensorgrad.ops.cast import cast
 from tensorgrad.ops.distance import cdist
 from tensorgrad.ops.elementwise import (
     abs,
     add,
-    cast,
-    clamp,
-    clip,
     div,
-    eq,
     exp,
-    ge,
-    gt,
-    le,
     log,
-    logical_not,
-    lt,
-    masked_fill,
     maximum,
     minimum,
     mul,
-    ne,
     neg,
     pow,
     reciprocal,
-    sign,
     sqrt,
     square,
     sub,
-    where,
 )
+from tensorgrad.ops.index import _norm_key, gather, index, index_select, narrow
 from tensorgrad.ops.linear import linear, linear_relu
 from tensorgrad.ops.loss import cross_entropy, mse_loss, multiclass_hinge_loss, nll_loss
 from tensorgrad.ops.reduce import amax, amin, argmax, argmin, logsumexp, max, mean, min, sum
+from tensorgrad.ops.select import (
+    clamp,
+    clip,
+    eq,
+    ge,
+    gt,
+    le,
+    logical_not,
+    lt,
+    masked_fill,
+    ne,
+    sign,
+    where,
+)
 from tensorgrad.ops.shape import (
-    _norm_key,
     cat,
     chunk,
     clone,
@@ -50,11 +53,7 @@ from tensorgrad.ops.shape import (
     expand,
     expand_as,
     flatten,
-    gather,
-    index,
-    index_select,
     movedim,
-    narrow,
     permute,
     reshape,
     reshape_as,

@@ -11,7 +11,8 @@ from tensorgrad._kernels import reduce as RK
 from tensorgrad._tensor import Tensor, _wrap
 from tensorgrad.function import Function, dispatch
 from tensorgrad.ops._util import FLOATS, as_tensor, normalize_dim
-from tensorgrad.ops.elementwise import cast, exp, mul, neg, sub
+from tensorgrad.ops.cast import cast
+from tensorgrad.ops.elementwise import exp, mul, neg, sub
 from tensorgrad.ops.reduce import sum as _sum
 
 __all__ = ["log_softmax", "relu", "sigmoid", "softmax", "tanh"]

@@ -13,7 +13,8 @@ from tensorgrad._kernels import blas as BK
 from tensorgrad._tensor import _wrap
 from tensorgrad.function import Function, dispatch
 from tensorgrad.ops._util import FLOATS, as_tensor, result_float, shape_str, unbroadcast
-from tensorgrad.ops.elementwise import cast, mul
+from tensorgrad.ops.cast import cast
+from tensorgrad.ops.elementwise import mul
 from tensorgrad.ops.shape import Permute, _view_of, expand, reshape, squeeze, unsqueeze
 
 __all__ = ["bmm", "dot", "matmul", "mm"]

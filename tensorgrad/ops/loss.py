@@ -23,7 +23,9 @@ from tensorgrad._tensor import Tensor, _wrap
 from tensorgrad.function import Function, is_grad_enabled
 from tensorgrad.ops._util import FLOATS, as_tensor, result_float, shape_str
 from tensorgrad.ops.activation import log_softmax, softmax
-from tensorgrad.ops.elementwise import cast
+from tensorgrad.ops.cast import cast
+from tensorgrad.ops.index import gather
+from tensorgrad.ops.shape import reshape
 
 __all__ = ["cross_entropy", "mse_loss", "multiclass_hinge_loss", "nll_loss"]
 
@@ -252,7 +254,6 @@ def _kept_weight(y, w, keep):
 
 def _nll(logp, y, w, ignore_index, reduction):
     """L_i = −w_{y_i}·logp_{i,y_i} (0 where y_i == ignore_index), reduced as PyTorch does."""
-    from tensorgrad.ops.shape import gather, reshape
     keep = y != ignore_index
     ys = np.where(keep, y, 0)
     rw = (w[ys] if w is not None else np.ones(y.shape, logp._data.dtype)) * keep

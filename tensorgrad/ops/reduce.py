@@ -19,8 +19,10 @@ from tensorgrad._tensor import Tensor, _wrap
 from tensorgrad.function import Function
 from tensorgrad.ops import _util
 from tensorgrad.ops._util import FLOATS, as_tensor, normalize_dim, normalize_dims
-from tensorgrad.ops.elementwise import cast, exp, maximum, minimum, mul, sub
-from tensorgrad.ops.shape import expand, gather, permute, reshape
+from tensorgrad.ops.cast import cast
+from tensorgrad.ops.elementwise import exp, maximum, minimum, mul, sub
+from tensorgrad.ops.index import gather
+from tensorgrad.ops.shape import expand, permute, reshape
 
 __all__ = ["amax", "amin", "argmax", "argmin", "logsumexp", "max", "mean", "min", "sum"]
 

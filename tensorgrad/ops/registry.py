@@ -27,7 +27,19 @@ import numpy as np
 
 from tensorgrad import ops as _ops
 from tensorgrad._tensor import from_numpy
-from tensorgrad.ops import activation, blas, distance, elementwise, linear, loss, reduce, shape
+from tensorgrad.ops import (
+    activation,
+    blas,
+    cast,
+    distance,
+    elementwise,
+    index,
+    linear,
+    loss,
+    reduce,
+    select,
+    shape,
+)
 from tensorgrad.ops._references import (
     ref_arg,
     ref_cdist,
@@ -194,7 +206,7 @@ def _elementwise_entries():
         return _entry(name, K, cls, f"elementwise.unary({cls.__name__.upper()})", samples, ref)
 
     def compare(name, symbol, np_fn):
-        return _entry(name, K, E.Compare, f"numpy.{np_fn.__name__}", binary_samples, np_fn,
+        return _entry(name, K, select.Compare, f"numpy.{np_fn.__name__}", binary_samples, np_fn,
                       formula=f"mask = x {symbol} y;   none (a mask: not differentiable)",
                       supports_grad=False, supports_gradgrad=False, **NO_THREADS)
 
@@ -219,19 +231,19 @@ def _elementwise_entries():
         _entry("sign", K, None, "numpy.sign", unary_samples, np.sign,
                formula="z = sign(x) ∈ {-1, 0, 1};   none (piecewise constant)",
                supports_grad=False, supports_gradgrad=False, **NO_THREADS),
-        _entry("clamp", K, E.Clamp, "elementwise.clamp", clamp_samples, ref_clamp,
+        _entry("clamp", K, select.Clamp, "elementwise.clamp", clamp_samples, ref_clamp,
                error_inputs=bad_calls(("no-bounds", lambda t: (t(3),), ValueError)),
                note="Tensor bounds: ClampTensor, elementwise.binary MAXIMUM then MINIMUM"),
-        _entry("clip", K, E.Clamp, "elementwise.clamp", clamp_samples, ref_clamp),
-        _entry("masked_fill", K, E.Where, "elementwise.where", masked_fill_samples,
+        _entry("clip", K, select.Clamp, "elementwise.clamp", clamp_samples, ref_clamp),
+        _entry("masked_fill", K, select.Where, "elementwise.where", masked_fill_samples,
                ref_masked_fill,
                formula="z = where(mask, value, x);   gx = g where mask is false else 0,   "
                        "g_value = Σ g over the filled entries"),
-        _entry("where", K, E.Where, "elementwise.where", where_samples,
+        _entry("where", K, select.Where, "elementwise.where", where_samples,
                lambda c, x, y: np.where(c, x, y), error_inputs=bad_calls(
                    ("not-broadcastable",
                     lambda t: (from_numpy(np.zeros(2, bool)), t(3, 4), t(3, 4)), ValueError))),
-        _entry("cast", K, E.Cast, "numpy (astype)", cast_samples,
+        _entry("cast", K, cast.Cast, "numpy (astype)", cast_samples,
                lambda x, dtype: x.astype(dtype), **NO_THREADS),
         compare("eq", "==", np.equal),
         compare("ne", "!=", np.not_equal),
@@ -239,7 +251,7 @@ def _elementwise_entries():
         compare("le", "<=", np.less_equal),
         compare("gt", ">", np.greater),
         compare("ge", ">=", np.greater_equal),
-        _entry("logical_not", K, E.LogicalNot, "numpy.logical_not", mask_samples,
+        _entry("logical_not", K, select.LogicalNot, "numpy.logical_not", mask_samples,
                np.logical_not, formula="z = ~mask;   none (a mask: not differentiable)",
                supports_grad=False, supports_gradgrad=False, **NO_THREADS),
     ]
@@ -354,18 +366,18 @@ def _shape_entries():
                 lambda xs, dim=0: np.stack(xs, axis=dim),
                 formula="z = cat of the inputs, each unsqueezed at dim;   "
                         "g_i = the slice of g belonging to input i"),
-        view_op("index", S.Index, "numpy indexing (basic: a view)", index_samples, ref_index),
-        view_op("narrow", S.Index, "numpy view", narrow_samples, ref_narrow,
+        view_op("index", index.Index, "numpy indexing (basic: a view)", index_samples, ref_index),
+        view_op("narrow", index.Index, "numpy view", narrow_samples, ref_narrow,
                 error_inputs=bad_calls(("past-the-end", lambda t: (t(2, 3), 0, 2, 1), IndexError),
                                        ("before-the-start", lambda t: (t(2, 3), 0, -3, 1),
                                         IndexError)),
                 formula="z = x[start:start+length] along dim (a view);   "
                         "gx = zeros with g placed at the slice"),
-        view_op("index_select", S.Index, "numpy indexing", index_select_samples,
+        view_op("index_select", index.Index, "numpy indexing", index_select_samples,
                 lambda x, dim, index: x if x.ndim == 0 else np.take(x, index, axis=dim),
                 formula="z = x[..., index, ...] along dim;   gx = zeros with g added at index "
                         "(repeats accumulate)"),
-        view_op("gather", S.Gather, "numpy.take_along_axis", gather_samples, ref_gather),
+        view_op("gather", index.Gather, "numpy.take_along_axis", gather_samples, ref_gather),
     ]
 
 
