@@ -57,7 +57,7 @@ HOT_PY_MODULES = [
     "tensorgrad/ops/reduce.py",
     "tensorgrad/ops/shape.py",
     "tensorgrad/ops/index.py",
-    "tensorgrad/ops/blas.py",
+    "tensorgrad/ops/matmul.py",
 ]
 
 OMP_TEST = r"""

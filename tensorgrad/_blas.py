@@ -45,7 +45,7 @@ import warnings
 
 import numpy as np
 
-from tensorgrad._kernels import blas as _KB
+from tensorgrad._kernels import blas as BK
 
 __all__ = ["idle_policy", "provider", "select"]
 
@@ -171,8 +171,8 @@ def _install_scipy():
     import scipy
     from scipy.linalg import cython_blas
     capi = cython_blas.__pyx_capi__
-    _KB.set_gemm(f"scipy's BLAS (scipy {scipy.__version__}, scipy.linalg.cython_blas)",
-                 _KB.capsule_address(capi["sgemm"]), _KB.capsule_address(capi["dgemm"]),
+    BK.set_gemm(f"scipy's BLAS (scipy {scipy.__version__}, scipy.linalg.cython_blas)",
+                 BK.capsule_address(capi["sgemm"]), BK.capsule_address(capi["dgemm"]),
                  False)
 
 
@@ -186,7 +186,7 @@ def _works():
         for aa in (a, np.asfortranarray(a)):
             for bb in (b, np.asfortranarray(b)):
                 out = np.full((5, 4), np.nan, dtype)
-                _KB.gemm(aa, bb, out)
+                BK.gemm(aa, bb, out)
                 if not np.array_equal(out, want):
                     return False
     return True
@@ -203,22 +203,22 @@ def select(choice=None):
             choice = "auto"
     elif choice not in _CHOICES:
         raise ValueError(f"BLAS choice must be one of {', '.join(_CHOICES)}, got {choice!r}")
-    previous = _KB.get_gemm()
+    previous = BK.get_gemm()
     if choice != "scipy":
         files = _numpy_openblas_files()
         found = _open_openblas(files[0]) if len(files) == 1 else None
         if found is not None:
             lib, controls, gemm = found
-            _KB.set_gemm(*gemm)
+            BK.set_gemm(*gemm)
             if _works():
                 if _state["lib"] is None:
                     _state["lib"] = lib
                     _state["timeout"] = _quiet(controls)
                 return provider()
             if previous is not None:        # never leave a library that failed installed
-                _KB.set_gemm(*previous)
+                BK.set_gemm(*previous)
             else:
-                _KB.clear_gemm()
+                BK.clear_gemm()
         if choice == "numpy":
             warnings.warn("TENSORGRAD_BLAS=numpy: numpy's bundled OpenBLAS was not found or "
                           "failed its check; using scipy's BLAS", RuntimeWarning, stacklevel=2)
@@ -228,7 +228,7 @@ def select(choice=None):
 
 def provider():
     """Name of the BLAS library the GEMM kernels call."""
-    return _KB.gemm_provider()
+    return BK.gemm_provider()
 
 
 def idle_policy():

@@ -21,7 +21,7 @@ from contextlib import contextmanager, nullcontext
 import numpy as np
 
 from tensorgrad import _blas
-from tensorgrad._kernels import blas as _KB
+from tensorgrad._kernels import blas as BK
 from tensorgrad._kernels import runtime as _rt
 from tensorgrad._tensor import Tensor
 from tensorgrad.function import _SavedOutput
@@ -78,7 +78,7 @@ _blas_state = {"depth": 0, "saved": (), "controllers": None, "gemm": None}
 def _blas_controllers():
     """threadpoolctl's controllers of every loaded BLAS pool, listed once per GEMM library:
     ``_blas.select`` can switch it to one loaded after the list was made."""
-    gemm = _KB.gemm_provider()
+    gemm = BK.gemm_provider()
     if _blas_state["controllers"] is None or _blas_state["gemm"] != gemm:
         try:
             from threadpoolctl import ThreadpoolController

@@ -33,7 +33,7 @@ LAYERS = [
     ("tensorgrad.ops.index",),
     ("tensorgrad.ops.reduce",),
     ("tensorgrad.ops.activation",),
-    ("tensorgrad.ops.blas", "tensorgrad.ops.distance"),
+    ("tensorgrad.ops.matmul", "tensorgrad.ops.distance"),
     ("tensorgrad.ops.linear", "tensorgrad.ops.loss"),
     ("tensorgrad.ops._references", "tensorgrad.ops._samples", "tensorgrad.ops._shape_samples"),
     ("tensorgrad.ops.registry",),

@@ -2,13 +2,12 @@
 
 Each op's forward and its vector-Jacobian product sit side by side in its family module:
 cast, elementwise (arithmetic), select (comparisons, where, clamp), activation, reduce, shape
-(views), index, blas (matmul), linear, distance, loss. ``registry`` lists every public op
+(views), index, matmul, distance, loss. ``registry`` lists every public op
 once, with its formulas and kernel (``table()``).
 """
 from tensorgrad._tensor import Tensor
 from tensorgrad.ops import registry
 from tensorgrad.ops.activation import log_softmax, relu, sigmoid, softmax, tanh
-from tensorgrad.ops.blas import bmm, dot, matmul, mm
 from tensorgrad.ops.cast import cast
 from tensorgrad.ops.distance import cdist
 from tensorgrad.ops.elementwise import (
@@ -30,6 +29,7 @@ from tensorgrad.ops.elementwise import (
 from tensorgrad.ops.index import _norm_key, gather, index, index_select, narrow
 from tensorgrad.ops.linear import linear, linear_relu
 from tensorgrad.ops.loss import cross_entropy, mse_loss, multiclass_hinge_loss, nll_loss
+from tensorgrad.ops.matmul import bmm, dot, matmul, mm
 from tensorgrad.ops.reduce import amax, amin, argmax, argmin, logsumexp, max, mean, min, sum
 from tensorgrad.ops.select import (
     clamp,

@@ -1,6 +1,6 @@
 """Activations: ReLU, sigmoid, tanh, softmax, log_softmax.
 
-Each backward is a fused kernel wrapped in its own Function (``ReluBackward`` ...), whose
+Each backward is a fused kernel wrapped in its own Function (``ReLUBackward`` ...), whose
 backward is again made of ops, so ``create_graph=True`` works through every activation.
 ReLU never forms its (diagonal) Jacobian: its backward is a mask taken from the saved output.
 """
@@ -45,22 +45,22 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved_tensors
-        return dispatch(ReluBackward, _fused_direct, g, y)
+        return dispatch(ReLUBackward, _fused_direct, g, y)
 
 
-class ReluBackward(Function):
+class ReLUBackward(Function):
     """gx = g * (y > 0): linear in g, so its backward w.r.t. g is itself; 0 a.e. w.r.t. y."""
     kernel = staticmethod(AK.relu_backward)
 
     @staticmethod
     def forward(ctx, g, y):
         ctx.save_for_backward(y)
-        return _kernel_out(ctx, ReluBackward.kernel, g, y)
+        return _kernel_out(ctx, ReLUBackward.kernel, g, y)
 
     @staticmethod
     def backward(ctx, gg):
         (y,) = ctx.saved_tensors
-        return dispatch(ReluBackward, _fused_direct, gg, y), None
+        return dispatch(ReLUBackward, _fused_direct, gg, y), None
 
 
 class Sigmoid(Function):

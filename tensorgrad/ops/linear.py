@@ -9,7 +9,7 @@ neither the forward nor the backward ever copies the weight:
 
 The forward is one GEMM into the output buffer followed by one in-place epilogue pass that
 adds the bias (and applies ReLU for linear_relu: the pre-activation is never stored, and the
-mask for backward is taken from y). Backward is written with matmul/sum/ReluBackward, which
+mask for backward is taken from y). Backward is written with matmul/sum/ReLUBackward, which
 are differentiable ops, so double backward works. ``tg.nn.functional`` re-exports both.
 """
 import math
@@ -19,8 +19,8 @@ from tensorgrad._kernels import blas as BK
 from tensorgrad._tensor import _wrap
 from tensorgrad.function import Function
 from tensorgrad.ops._util import FLOATS, as_tensor
-from tensorgrad.ops.activation import ReluBackward
-from tensorgrad.ops.blas import MatMul
+from tensorgrad.ops.activation import ReLUBackward
+from tensorgrad.ops.matmul import MatMul
 from tensorgrad.ops.reduce import Sum
 from tensorgrad.ops.shape import reshape, transpose
 
@@ -84,7 +84,7 @@ class LinearReLU(Function):
     @staticmethod
     def backward(ctx, g):
         x, w, y = ctx.saved_tensors
-        return _linear_grads(ctx, ReluBackward.apply(g, y), x, w)
+        return _linear_grads(ctx, ReLUBackward.apply(g, y), x, w)
 
 
 def _check_linear(x, weight, bias, op):

@@ -29,13 +29,13 @@ from tensorgrad import ops as _ops
 from tensorgrad._tensor import from_numpy
 from tensorgrad.ops import (
     activation,
-    blas,
     cast,
     distance,
     elementwise,
     index,
     linear,
     loss,
+    matmul,
     reduce,
     select,
     shape,
@@ -123,7 +123,7 @@ from tensorgrad.ops._shape_samples import (
 
 __all__ = ["FAMILIES", "BadCall", "OpInfo", "Sample", "markdown", "table"]
 
-FAMILIES = ("elementwise", "activation", "reduce", "shape", "blas", "distance", "loss")
+FAMILIES = ("elementwise", "activation", "reduce", "shape", "matmul", "distance", "loss")
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # Value tolerances (rtol, atol) against the numpy reference, which computes in the inputs'
@@ -382,19 +382,19 @@ def _shape_entries():
 
 
 def _blas_entries():
-    B = blas
+    B = matmul
     blas_threads = {"thread_ulps": BLAS_ULPS,
                     "note": "BLAS-backed: results may differ in the last bits with the "
                             "thread count"}
     return [
-        _entry("matmul", "blas", B.MatMul, "blas.gemm / blas.matmul_batched", matmul_samples,
+        _entry("matmul", "matmul", B.MatMul, "blas.gemm / blas.matmul_batched", matmul_samples,
                np.matmul, error_inputs=bad_calls(
                    ("not-aligned", lambda t: (t(3, 4), t(5, 2)), ValueError),
                    ("0-d", lambda t: (t(), t(3)), ValueError)), **blas_threads),
-        _entry("mm", "blas", B.MatMul, "blas.gemm", mm_samples, np.matmul, **blas_threads),
-        _entry("bmm", "blas", B.MatMul, "blas.matmul_batched", bmm_samples, np.matmul,
+        _entry("mm", "matmul", B.MatMul, "blas.gemm", mm_samples, np.matmul, **blas_threads),
+        _entry("bmm", "matmul", B.MatMul, "blas.matmul_batched", bmm_samples, np.matmul,
                **blas_threads),
-        _entry("dot", "blas", B.Dot, "blas.gemm", dot_samples, np.dot, **blas_threads),
+        _entry("dot", "matmul", B.Dot, "blas.gemm", dot_samples, np.dot, **blas_threads),
     ]
 
 
@@ -403,9 +403,9 @@ def _linear_entries():
                     "note": "also F.linear / F.linear_relu; BLAS-backed: results may differ "
                             "in the last bits with the thread count"}
     return [
-        _entry("linear", "blas", linear.Linear, "blas.gemm + activation.bias_add",
+        _entry("linear", "matmul", linear.Linear, "blas.gemm + activation.bias_add",
                linear_samples, ref_linear, **blas_threads),
-        _entry("linear_relu", "blas", linear.LinearReLU, "blas.gemm + activation.bias_relu",
+        _entry("linear_relu", "matmul", linear.LinearReLU, "blas.gemm + activation.bias_relu",
                linear_samples, lambda *a: np.maximum(ref_linear(*a), 0.0), **blas_threads),
     ]
 
