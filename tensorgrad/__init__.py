@@ -91,7 +91,8 @@ from tensorgrad.function import (
     no_grad,
     set_grad_enabled,
 )
-from tensorgrad.graph import Graph, grad
+from tensorgrad.graph import grad
+from tensorgrad.replay import Graph
 from tensorgrad.ops import *
 from tensorgrad.ops import __all__ as _ops_all
 from tensorgrad.random import manual_seed

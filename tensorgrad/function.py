@@ -257,7 +257,16 @@ class Function:
     Subclass it with ``@staticmethod forward(ctx, *args)`` returning a Tensor (or a tuple of
     Tensors) and ``@staticmethod backward(ctx, *grad_outputs)`` returning one gradient (or
     None) per forward argument, then call ``MyOp.apply(*args)``.
+
+    Two class attributes tell a planned ``Graph`` how to replay the op (see replay.py);
+    the defaults, for any Function, replay it by calling it from Python:
+    ``tape_forward`` is True when ``forward`` computes only through taped kernels (the
+    elementwise, activation and GEMM kernels), so a plan replays their calls directly;
+    ``tape_backward`` is True when ``backward`` is made only of op calls, with no numpy
+    on the values and no branch on them, so a plan replays those op calls.
     """
+    tape_forward = False
+    tape_backward = False
 
     @staticmethod
     def forward(ctx, *args):
@@ -320,10 +329,17 @@ class Function:
                 _mode.enabled = True
         ctx.next_edges = None
         ctx.needs_input_grad = (False,) * len(args)
+        if _capture is not None:
+            return _capture.op(cls, None, args, ctx)
         return cls.forward(ctx, *args)
 
 
 _new_context = object.__new__
+
+# While tensorgrad.replay tapes a step for a planned Graph, the op calls that record no node
+# (every op inside a backward pass) go through it: ``_capture.op(fn, direct, args, ctx)``
+# runs the op and notes how a replay redoes it. None otherwise (one test per op call).
+_capture = None
 
 
 def dispatch(fn, direct, x, y=None):
@@ -341,6 +357,8 @@ def dispatch(fn, direct, x, y=None):
     if _mode.enabled and (isinstance(x, Tensor) and x._requires_grad
                           or isinstance(y, Tensor) and y._requires_grad):
         return fn.apply(x) if y is None else fn.apply(x, y)
+    if _capture is not None:
+        return _capture.op(fn, direct, (x,) if y is None else (x, y), None)
     return direct(fn, x) if y is None else direct(fn, x, y)
 
 

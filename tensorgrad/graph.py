@@ -1,4 +1,4 @@
-"""The graph: topological order, the backward engine, forward replay and DOT output.
+"""The backward engine: topological order and the reverse pass.
 
 Nodes are ``Context`` objects (see function.py). Edges go from a node to what produced each
 of its inputs: another node (``(node, output_index)``), a leaf Tensor, or None.
@@ -10,9 +10,7 @@ its Function's backward for one gradient per input. Every gradient sum (fan-out,
 ``.grad``, a retained or captured gradient, with or without ``create_graph``) goes through
 one routine, ``_accumulate``: in place into a buffer the engine owns, else a new tensor.
 
-Replay (``Graph.forward``): each node re-runs its Function's forward on the current values of
-its inputs, writing into its previous output buffer (``ctx.empty``), so after an optimiser
-updates the leaves in place one call recomputes the whole forward without new allocations.
+``Graph`` (replaying a recorded step, planned or not) is in replay.py.
 
 Importing this module installs ``Tensor.backward`` (the Tensor layer imports no engine).
 """
@@ -22,11 +20,10 @@ from tensorgrad import function as _fn
 from tensorgrad._kernels.elementwise import accumulate as _ek_accumulate
 from tensorgrad._kernels.elementwise import copy as _ek_copy
 from tensorgrad._tensor import _GRAD_DTYPES, Tensor, _wrap
-from tensorgrad.function import _finish_saved
 from tensorgrad.ops._util import shape_str
 from tensorgrad.ops.elementwise import add
 
-__all__ = ["Graph", "backward", "grad"]
+__all__ = ["backward", "grad"]
 
 _epoch = [0]
 
@@ -113,10 +110,14 @@ def _accumulate(cur, g, create_graph, owned):
                                f"differ")
         if gd.dtype is not a.dtype:
             gd = gd.astype(a.dtype)
+            if _fn._capture is not None:
+                _fn._capture.fail("a gradient of another dtype is accumulated")
         if a.flags.c_contiguous and a.dtype in _GRAD_DTYPES:
             _ek_accumulate(a, gd)
         else:
             np.add(a, gd, out=a)
+            if _fn._capture is not None:
+                _fn._capture.fail("a gradient is accumulated into a non-contiguous buffer")
         cur._version[0] += 1
         return cur
     mode = _fn._mode
@@ -215,6 +216,8 @@ def _run(roots, grads, retain_graph, create_graph, capture=None):
                     if buf[j] is None:
                         shape, dt = node.out_meta[j]
                         buf[j] = _wrap(np.zeros(shape, dt))
+                        if _fn._capture is not None:        # a replay zeroes it again
+                            _fn._capture.step(buf[j]._data.fill, 0)
             if node._retain is not None:
                 for j, ref in node._retain.items():
                     t = ref()
@@ -223,7 +226,8 @@ def _run(roots, grads, retain_graph, create_graph, capture=None):
             if capture is not None:
                 for j in range(len(buf)):
                     _capture(capture, (id(node), j), buf[j], create_graph)
-            gins = node.fn.backward(node, *buf)
+            cap = _fn._capture
+            gins = node.fn.backward(node, *buf) if cap is None else cap.backward(node, buf)
             del buf
             if not retain_graph:
                 node.release()
@@ -352,180 +356,3 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                                f"compute the outputs; pass allow_unused=True")
         result.append(g)
     return tuple(result)
-
-
-# ---------------------------------------------------------------------------------------------
-# Graph: the lectures' ComputationalGraph object
-# ---------------------------------------------------------------------------------------------
-class Graph:
-    """The topologically sorted graph that produced ``root``.
-
-    ``nodes`` lists the graph's nodes inputs-first. ``forward()`` recomputes every node from
-    the current values of the leaves (writing into the same buffers) and returns the root;
-    ``backward()`` runs the reverse pass, accumulating into the leaves' ``.grad``. The Graph
-    keeps every node's saved tensors, so it can be replayed and differentiated repeatedly.
-    """
-
-    def __init__(self, root, keep_grads=False):
-        if not isinstance(root, Tensor):
-            raise TypeError(f"Graph expects a Tensor, got {type(root).__name__}")
-        if root.grad_fn is None:
-            raise ValueError("Graph: the root has no grad_fn (it is a leaf, or it was computed "
-                             "without any input requiring grad / under no_grad)")
-        self.root = root
-        self.keep_grads = bool(keep_grads)
-        self.nodes = _toposort([root.grad_fn], replay=True)
-        self._index = {id(n): i for i, n in enumerate(self.nodes)}
-        # Output tensors of every node: the ones still alive now (the root, intermediates the
-        # caller holds); replay fills in the rest and keeps them.
-        self._values = []
-        for n in self.nodes:
-            outs = list(n.outputs())
-            self._values.append(outs if any(o is not None for o in outs) else None)
-        self._leaves = []
-        seen = set()
-        for n in self.nodes:
-            for e in n.next_edges:
-                if isinstance(e, Tensor) and id(e) not in seen:
-                    seen.add(id(e))
-                    self._leaves.append(e)
-
-    @property
-    def leaves(self):
-        """The leaf tensors that require grad, in first-use order."""
-        return list(self._leaves)
-
-    def __len__(self):
-        return len(self.nodes)
-
-    def _input_value(self, node, k):
-        e = node.next_edges[k]
-        if e is None:
-            a = node.args[k]
-            if isinstance(a, Tensor) and a.grad_fn is not None \
-                    and id(a.grad_fn) in self._index:
-                e = (a.grad_fn, a._out_nr)      # a recorded mask/index: use its new value
-        if type(e) is tuple:
-            child, j = e
-            outs = self._values[self._index[id(child)]]
-            if outs is None or outs[j] is None:
-                raise RuntimeError("Graph.forward: an intermediate value is missing")
-            return outs[j]
-        if e is not None:
-            return e
-        return node.args[k]
-
-    def forward(self):
-        """Recompute every node in order from the current leaf values; return the root."""
-        for i, node in enumerate(self.nodes):
-            args = [self._input_value(node, k) for k in range(len(node.next_edges))]
-            old = self._values[i]
-            bufs = None
-            if old is not None:
-                bufs = [o._data if o is not None else None for o in old]
-                for o in old:
-                    if o is not None:
-                        o._version[0] += 1
-            node._out_bufs = bufs
-            node._saved = None
-            node._released = False
-            prev = _fn._mode.enabled
-            _fn._mode.enabled = False
-            try:
-                result = node.fn.forward(node, *args)
-            finally:
-                _fn._mode.enabled = prev
-                node._out_bufs = None
-            outs = (result,) if isinstance(result, Tensor) else tuple(result)
-            if old is None:
-                old = [None] * len(outs)
-            final = []
-            for j, o in enumerate(outs):
-                keep = old[j]
-                if keep is None:
-                    keep = o
-                    keep.grad_fn = node
-                    keep._out_nr = j
-                    keep._requires_grad = o._data.dtype.kind == "f" and \
-                        (node._non_diff is None or id(o) not in node._non_diff)
-                elif keep._data is not o._data:
-                    keep._data = o._data      # forward allocated anew (e.g. a view): adopt it
-                final.append(keep)
-            # the forward saved its fresh output objects; point them at the kept tensors
-            saved = node._saved
-            if saved is not None:
-                remap = {id(o): k for o, k in zip(outs, final)}
-                node._saved = tuple(None if s is None else remap.get(id(s), s) for s in saved)
-            _finish_saved(node, final)
-            self._values[i] = final
-        return self.root
-
-    def backward(self, gradient=None, retain_graph=True):
-        """Reverse pass from the root into the leaves' ``.grad`` (keeps the graph by default).
-
-        With ``keep_grads=True`` every intermediate value the Graph holds also gets its
-        ``.grad`` (the lectures' ComputationalGraph, and what ``to_dot`` then shows).
-        """
-        grads = _root_grads((self.root,), None if gradient is None else (gradient,),
-                            "Graph.backward")
-        if self.keep_grads:
-            for outs in self._values:
-                for o in outs or ():
-                    if o is not None and o is not self.root and o._requires_grad:
-                        o.grad = None
-                        o.retain_grad()
-        _run((self.root,), grads, retain_graph, False)
-        if self.keep_grads and self.root.grad is None:
-            self.root.grad = grads[0]
-
-    def to_dot(self, max_values=16):
-        """Graphviz DOT text: one box per node (op, shape, small values, gradient)."""
-        lines = ["digraph tensorgrad {", '  rankdir="LR";',
-                 '  node [shape=record, fontname="Helvetica", fontsize=10];']
-        leaf_ids = {}
-
-        def fmt(arr):
-            if arr is None:
-                return ""
-            if arr.size <= max_values:
-                return np.array2string(np.asarray(arr), precision=4, separator=",",
-                                       suppress_small=True).replace("\n", "")
-            return f"[{arr.size} values]"
-
-        def esc(s):
-            return (s.replace("\\", "\\\\").replace("{", "\\{").replace("}", "\\}")
-                    .replace("|", "\\|").replace("<", "\\<").replace(">", "\\>")
-                    .replace('"', '\\"'))
-
-        def record(fields):
-            return " | ".join(esc(f) for f in fields)
-
-        for leaf in self._leaves:
-            lid = f"leaf{len(leaf_ids)}"
-            leaf_ids[id(leaf)] = lid
-            g = leaf.grad._data if leaf.grad is not None else None
-            fields = ["leaf", f"shape {leaf.shape}", f"value {fmt(leaf._data)}",
-                      f"grad {fmt(g)}"]
-            lines.append(f'  {lid} [label="{{{record(fields)}}}", style=filled, '
-                         f'fillcolor="#dde8f7"];')
-        for i, node in enumerate(self.nodes):
-            outs = self._values[i]
-            out = outs[0] if outs else None
-            shape, _ = node.out_meta[0]
-            val = fmt(out._data) if out is not None else "(freed; call forward())"
-            g = out.grad._data if out is not None and out.grad is not None else None
-            fields = [node.fn.__name__, f"shape {shape}", f"value {val}"]
-            if g is not None:
-                fields.append(f"grad {fmt(g)}")
-            lines.append(f'  n{i} [label="{{{record(fields)}}}"];')
-            for e in node.next_edges:
-                if type(e) is tuple:
-                    lines.append(f"  n{self._index[id(e[0])]} -> n{i};")
-                elif isinstance(e, Tensor):
-                    lines.append(f"  {leaf_ids[id(e)]} -> n{i};")
-        lines.append("}")
-        return "\n".join(lines) + "\n"
-
-    def __repr__(self):
-        return f"Graph({len(self.nodes)} nodes, {len(self._leaves)} leaves, root shape " \
-               f"{self.root.shape})"

@@ -38,7 +38,7 @@ LAYERS = [
     ("tensorgrad.ops._references", "tensorgrad.ops._samples", "tensorgrad.ops._shape_samples"),
     ("tensorgrad.ops.registry",),
     ("tensorgrad.ops",),
-    ("tensorgrad.graph", "tensorgrad.autograd", "tensorgrad.testing"),     # the engine
+    ("tensorgrad.graph", "tensorgrad.replay", "tensorgrad.autograd", "tensorgrad.testing"),
     ("tensorgrad.nn", "tensorgrad.optim", "tensorgrad.data", "tensorgrad.neighbors"),
     # the top: the package itself ("tensorgrad", its __init__), the command line and the
     # benchmark workloads behind `tensorgrad bench` (they use the whole public API)

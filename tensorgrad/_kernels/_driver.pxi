@@ -55,3 +55,47 @@ cdef void _execute(const _Layout* L, const _Args* f, floating* tag) noexcept:
             _run_block(L, f, t * BLOCK, stop, tag)
     else:
         _run_block(L, f, 0, n, tag)
+
+
+# ----------------------------------------------------------------------------------------
+# Taping, for planned Graph replay (tensorgrad/replay.py, executed by plan.pyx). While a
+# tape (a list) is set, every call also appends a record of itself: its operands' layout
+# and arguments as computed for this call, the address of the C function that runs such a
+# record, and the arrays whose memory the record points into (kept alive by the plan). A
+# replay then runs the same inner loops with the same blocking on the same memory, with no
+# Python in between, so its results are bitwise those of the taped call.
+# ----------------------------------------------------------------------------------------
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.stdint cimport uintptr_t
+
+cdef struct _Prepared:
+    int t                       # NPY_FLOAT32 or NPY_FLOAT64
+    _Args f
+    _Layout L
+
+cdef object _tape = None
+
+
+def set_tape(tape):
+    """Start (a list) or stop (None) taping this module's kernel calls."""
+    global _tape
+    _tape = tape
+
+
+cdef void _run_prepared(const char* rec) noexcept:
+    cdef const _Prepared* r = <const _Prepared*>rec
+    if r.t == cnp.NPY_FLOAT32:
+        _execute(&r.L, &r.f, <float*>NULL)
+    else:
+        _execute(&r.L, &r.f, <double*>NULL)
+
+
+cdef int _tape_call(int t, const _Layout* L, const _Args* f, object keep) except -1:
+    """Append the record of a call that just ran (the caller checks ``_tape is not None``)."""
+    cdef _Prepared r
+    r.t = t
+    r.f = f[0]
+    r.L = L[0]
+    _tape.append((<uintptr_t>&_run_prepared,
+                  PyBytes_FromStringAndSize(<char*>&r, sizeof(_Prepared)), keep))
+    return 0

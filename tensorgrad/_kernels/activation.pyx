@@ -176,6 +176,8 @@ cdef int _run(int kind, cnp.ndarray out, cnp.ndarray x1, cnp.ndarray x2,
         _execute(&L, &f, <float*>NULL)
     else:
         _execute(&L, &f, <double*>NULL)
+    if _tape is not None:
+        _tape_call(t, &L, &f, (out, x1, x2))
     return 0
 
 

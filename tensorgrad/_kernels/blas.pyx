@@ -37,6 +37,7 @@ parallel region (the two pools would oversubscribe the cores).
 import numpy as np
 
 cimport numpy as cnp
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from libc.stdint cimport int64_t, uintptr_t
 
@@ -262,21 +263,75 @@ def gemm(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray out not Non
     if k == 0:
         with nogil:
             _scale_rows(t, c, m, n, crs, beta)
+        if _tape is not None:
+            _tape.append(None)          # (not tapeable; rare)
         return out
     cdef Operand opa, opb
     cdef Py_ssize_t isz = out.itemsize
+    cdef bint copied = False
     if not _classify(m, k, a.strides[0], a.strides[1], isz, &opa):
         a = np.ascontiguousarray(a)
         _classify(m, k, a.strides[0], a.strides[1], isz, &opa)
+        copied = True
     if not _classify(k, n, b.strides[0], b.strides[1], isz, &opb):
         b = np.ascontiguousarray(b)
         _classify(k, n, b.strides[0], b.strides[1], isz, &opb)
+        copied = True
     opa.ptr = a.data
     opb.ptr = b.data
     cdef int ldc = _ldc(out, 0)
     with nogil:
         _blas_call(t, &opa, &opb, <int>m, <int>n, <int>k, alpha, beta, c, ldc)
+    if _tape is not None:
+        # a copied operand is a snapshot, which a replay would not refresh: not tapeable
+        _tape.append(None if copied else _gemm_record(t, &opa, &opb, <int>m, <int>n, <int>k,
+                                                      alpha, beta, c, ldc, (out, a, b)))
     return out
+
+
+# --- taping, for planned Graph replay (see _driver.pxi for the protocol) ---------------------
+cdef struct _GemmRecord:
+    int t
+    Operand a
+    Operand b
+    int m
+    int n
+    int k
+    double alpha
+    double beta
+    char* c
+    int ldc
+
+cdef object _tape = None
+
+
+def set_tape(tape):
+    """Start (a list) or stop (None) taping gemm calls."""
+    global _tape
+    _tape = tape
+
+
+cdef void _run_gemm(const char* rec) noexcept:
+    cdef _GemmRecord r = (<const _GemmRecord*>rec)[0]
+    with nogil:
+        _blas_call(r.t, &r.a, &r.b, r.m, r.n, r.k, r.alpha, r.beta, r.c, r.ldc)
+
+
+cdef object _gemm_record(int t, Operand* a, Operand* b, int m, int n, int k, double alpha,
+                         double beta, char* c, int ldc, object keep):
+    cdef _GemmRecord r
+    r.t = t
+    r.a = a[0]
+    r.b = b[0]
+    r.m = m
+    r.n = n
+    r.k = k
+    r.alpha = alpha
+    r.beta = beta
+    r.c = c
+    r.ldc = ldc
+    return (<uintptr_t>&_run_gemm, PyBytes_FromStringAndSize(<char*>&r, sizeof(_GemmRecord)),
+            keep)
 
 
 cdef object _batch_operand(cnp.ndarray x, Py_ssize_t nbatch, Py_ssize_t rows,
@@ -315,6 +370,8 @@ def matmul_batched(cnp.ndarray a3 not None, cnp.ndarray b3 not None,
         raise ValueError(f"matmul_batched: shapes do not match: a {_attr(a3, 'shape')} "
                          f"@ b {_attr(b3, 'shape')} -> out {_attr(out3, 'shape')}")
     _check_dims(m, n, k, "matmul_batched")
+    if _tape is not None:
+        _tape.append(None)      # batched products are replayed by their op, in Python
     if nb == 0 or m == 0 or n == 0:
         return out3
     _check_out(out3, 1, "matmul_batched")

@@ -456,6 +456,8 @@ def binary(int op, cnp.ndarray a, cnp.ndarray b, cnp.ndarray out):
     f.kind = K_BINARY
     f.op = op
     _dispatch(t, &L, &f)
+    if _tape is not None:
+        _tape_call(t, &L, &f, (out, a, b))
 
 
 def binary_scalar(int op, cnp.ndarray a, double s, cnp.ndarray out, bint reverse=False):
@@ -470,6 +472,8 @@ def binary_scalar(int op, cnp.ndarray a, double s, cnp.ndarray out, bint reverse
     f.op = op
     f.s = s
     _dispatch(t, &L, &f)
+    if _tape is not None:
+        _tape_call(t, &L, &f, (out, a))
 
 
 def unary(int op, cnp.ndarray a, cnp.ndarray out):
@@ -486,6 +490,8 @@ def unary(int op, cnp.ndarray a, cnp.ndarray out):
     f.kind = K_UNARY
     f.op = op
     _dispatch(t, &L, &f)
+    if _tape is not None:
+        _tape_call(t, &L, &f, (out, a))
 
 
 def accumulate(cnp.ndarray acc, cnp.ndarray g):
@@ -497,6 +503,8 @@ def accumulate(cnp.ndarray acc, cnp.ndarray g):
     f.kind = K_BINARY
     f.op = OP_ADD
     _dispatch(t, &L, &f)
+    if _tape is not None:
+        _tape_call(t, &L, &f, (acc, g))
 
 
 def where(cnp.ndarray cond, cnp.ndarray a, cnp.ndarray b, cnp.ndarray out):
@@ -509,6 +517,8 @@ def where(cnp.ndarray cond, cnp.ndarray a, cnp.ndarray b, cnp.ndarray out):
     _layout(&L, out, cond, a, b, "where")
     f.kind = K_WHERE
     _dispatch(t, &L, &f)
+    if _tape is not None:
+        _tape_call(t, &L, &f, (out, cond, a, b))
 
 
 def clamp(cnp.ndarray a, double lo, double hi, cnp.ndarray out):
@@ -521,6 +531,8 @@ def clamp(cnp.ndarray a, double lo, double hi, cnp.ndarray out):
     f.s = lo
     f.s2 = hi
     _dispatch(t, &L, &f)
+    if _tape is not None:
+        _tape_call(t, &L, &f, (out, a))
 
 
 def clamp_mask(cnp.ndarray a, double lo, double hi, cnp.ndarray g, cnp.ndarray out):
@@ -533,6 +545,8 @@ def clamp_mask(cnp.ndarray a, double lo, double hi, cnp.ndarray g, cnp.ndarray o
     f.s = lo
     f.s2 = hi
     _dispatch(t, &L, &f)
+    if _tape is not None:
+        _tape_call(t, &L, &f, (out, a, g))
 
 
 def copy(cnp.ndarray src, cnp.ndarray out):
@@ -543,4 +557,6 @@ def copy(cnp.ndarray src, cnp.ndarray out):
     _layout(&L, out, src, None, None, "copy")
     f.kind = K_COPY
     _dispatch(t, &L, &f)
+    if _tape is not None:
+        _tape_call(t, &L, &f, (out, src))
 

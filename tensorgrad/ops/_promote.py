@@ -64,20 +64,10 @@ def _binary_direct(cls, a, b):
     if bd.shape != shape:
         shape = broadcast_shape(shape, bd.shape, cls.__name__.lower())
     out = np.empty(shape, ad.dtype)
-    # A broadcast single value (e.g. the expanded gradient of a sum) is applied as a scalar:
-    # one contiguous pass instead of the strided loop. Same values.
-    if bd.ndim and bd.strides[-1] == 0 and ad.shape == shape and _one_value(bd):
-        _binary_scalar(cls.code, ad, float(bd.flat[0]), out, False)
-    elif ad.ndim and ad.strides[-1] == 0 and bd.shape == shape and _one_value(ad):
-        _binary_scalar(cls.code, bd, float(ad.flat[0]), out, True)
-    else:
-        _binary(cls.code, ad, bd, out)
+    # (a broadcast single value, e.g. the expanded gradient of a sum, collapses to one
+    # stride-0 run: the kernel's scalar loop, read from memory when the kernel runs)
+    _binary(cls.code, ad, bd, out)
     return _wrap(out)
-
-
-def _one_value(arr):
-    """True when every element of ``arr`` is the same memory (all strides 0, size > 1)."""
-    return arr.size > 1 and not any(arr.strides)
 
 
 def _promote(cls, a, b, name):

@@ -34,6 +34,8 @@ def _float(x, op):
 
 class ReLU(Function):
     """y = max(x, 0);   gx = g * (y > 0)   (the gradient at x == 0 is 0)"""
+    tape_forward = True
+    tape_backward = True
     kernel = staticmethod(AK.relu_forward)
 
     @staticmethod
@@ -50,6 +52,8 @@ class ReLU(Function):
 
 class ReLUBackward(Function):
     """gx = g * (y > 0): linear in g, so its backward w.r.t. g is itself; 0 a.e. w.r.t. y."""
+    tape_forward = True
+    tape_backward = True
     kernel = staticmethod(AK.relu_backward)
 
     @staticmethod
@@ -65,6 +69,8 @@ class ReLUBackward(Function):
 
 class Sigmoid(Function):
     """y = 1 / (1 + exp(-x));   gx = g * y * (1 - y)"""
+    tape_forward = True
+    tape_backward = True
     kernel = staticmethod(AK.sigmoid_forward)
 
     @staticmethod
@@ -81,6 +87,8 @@ class Sigmoid(Function):
 
 class SigmoidBackward(Function):
     """z = g * y * (1 - y);   gg = z-shaped: dz/dg = y(1-y),  dz/dy = g (1 - 2y)"""
+    tape_forward = True
+    tape_backward = True
     kernel = staticmethod(AK.sigmoid_backward)
 
     @staticmethod
@@ -99,6 +107,8 @@ class SigmoidBackward(Function):
 
 class Tanh(Function):
     """y = tanh(x);   gx = g * (1 - y²)"""
+    tape_forward = True
+    tape_backward = True
     kernel = staticmethod(AK.tanh_forward)
 
     @staticmethod
@@ -115,6 +125,8 @@ class Tanh(Function):
 
 class TanhBackward(Function):
     """z = g * (1 - y²);   dz/dg = 1 - y²,   dz/dy = -2 g y"""
+    tape_forward = True
+    tape_backward = True
     kernel = staticmethod(AK.tanh_backward)
 
     @staticmethod
@@ -168,6 +180,7 @@ def _along_dim_backward(ctx, kernel, g, y, dim):
 
 class Softmax(Function):
     """y = exp(x - logsumexp(x));   gx = y * (g - sum(g * y))   along ``dim``"""
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, x, dim):
@@ -184,6 +197,7 @@ class Softmax(Function):
 class SoftmaxBackward(Function):
     """z = y * (g - s), s = sum_d(g*y);
     dz/dg: y*(gz - sum(gz*y));   dz/dy: gz*(g - s) - g*sum(gz*y)"""
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, g, y, dim):
@@ -205,6 +219,7 @@ class SoftmaxBackward(Function):
 
 class LogSoftmax(Function):
     """y = x - logsumexp(x);   gx = g - exp(y) * sum(g)   along ``dim``"""
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, x, dim):
@@ -221,6 +236,7 @@ class LogSoftmax(Function):
 class LogSoftmaxBackward(Function):
     """z = g - exp(y) * sum_d(g);
     dz/dg: gz - sum_d(gz * exp(y));   dz/dy: -gz * exp(y) * sum_d(g)"""
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, g, y, dim):

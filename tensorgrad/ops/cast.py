@@ -13,6 +13,7 @@ __all__ = ["cast"]
 
 class Cast(Function):
     """z = x.astype(dtype);   gx = g.astype(x.dtype)"""
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, x, dtype):

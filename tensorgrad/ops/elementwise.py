@@ -11,10 +11,11 @@ are in ``select.py``.
 """
 import numpy as np
 
+from tensorgrad import function as _fn
 from tensorgrad._kernels import elementwise as EK
 from tensorgrad._tensor import Tensor, _wrap
 from tensorgrad.function import Function, _mode, dispatch
-from tensorgrad.ops._promote import _one_value, route_binary
+from tensorgrad.ops._promote import route_binary
 from tensorgrad.ops._util import FLOATS, as_tensor, broadcast_shape, unbroadcast
 from tensorgrad.ops.select import eq, sign, where
 
@@ -66,6 +67,8 @@ def _shape(v):
 
 class Add(Function):
     """z = x + y;   gx = g,   gy = g   (summed back over broadcast dims)"""
+    tape_forward = True
+    tape_backward = True
     code = EK.ADD
 
     @staticmethod
@@ -82,6 +85,8 @@ class Add(Function):
 
 class Sub(Function):
     """z = x - y;   gx = g,   gy = -g"""
+    tape_forward = True
+    tape_backward = True
     code = EK.SUB
 
     @staticmethod
@@ -98,6 +103,8 @@ class Sub(Function):
 
 class Mul(Function):
     """z = x * y;   gx = g * y,   gy = g * x   (the swap gate)"""
+    tape_forward = True
+    tape_backward = True
     code = EK.MUL
 
     @staticmethod
@@ -116,6 +123,8 @@ class Mul(Function):
 
 class Div(Function):
     """z = x / y;   gx = g / y,   gy = -g * x / y**2"""
+    tape_forward = True
+    tape_backward = True
     code = EK.DIV
 
     @staticmethod
@@ -138,6 +147,8 @@ class Pow(Function):
     As in PyTorch, gx is 0 where y == 0, and gy is 0 where x == 0 and y >= 0 (instead of
     the nan of 0 * inf).
     """
+    tape_forward = True
+    tape_backward = True
     code = EK.POW
 
     @staticmethod
@@ -188,6 +199,7 @@ class _MinMax(Function):
     Ties split the gradient evenly (0.5 each), as PyTorch's maximum/minimum do, so the
     gradient stays the average of the two one-sided derivatives.
     """
+    tape_forward = True
     code = None
 
     @classmethod
@@ -229,6 +241,8 @@ def _unary_forward(ctx, code, x):
 
 class Neg(Function):
     """z = -x;   gx = -g"""
+    tape_forward = True
+    tape_backward = True
     code = EK.NEG
 
     @staticmethod
@@ -242,6 +256,8 @@ class Neg(Function):
 
 class Exp(Function):
     """z = exp(x);   gx = g * z"""
+    tape_forward = True
+    tape_backward = True
     code = EK.EXP
 
     @staticmethod
@@ -258,6 +274,8 @@ class Exp(Function):
 
 class Log(Function):
     """z = log(x);   gx = g / x"""
+    tape_forward = True
+    tape_backward = True
     code = EK.LOG
 
     @staticmethod
@@ -273,6 +291,8 @@ class Log(Function):
 
 class Sqrt(Function):
     """z = sqrt(x);   gx = g / (2 z)"""
+    tape_forward = True
+    tape_backward = True
     code = EK.SQRT
 
     @staticmethod
@@ -289,6 +309,8 @@ class Sqrt(Function):
 
 class Square(Function):
     """z = x²;   gx = 2 g x"""
+    tape_forward = True
+    tape_backward = True
     code = EK.SQUARE
 
     @staticmethod
@@ -300,19 +322,24 @@ class Square(Function):
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
         gd = g._data
-        if not _mode.enabled and gd.shape == x._data.shape and _one_value(gd):
-            # g is the expanded gradient of a sum (an L2 penalty, Σ w²): one pass x·(2g)
-            # instead of two, the same values (doubling is exact) unless 2g overflows the
-            # dtype. Not when recording: double backward needs the path through g.
-            g2 = 2.0 * float(gd.flat[0])
-            big = float(np.finfo(gd.dtype).max)
-            if -big <= g2 <= big:           # (not abs(): this module defines its own)
+        if not _mode.enabled and gd.shape == x._data.shape and gd.size > 1 \
+                and not any(gd.strides):
+            # g is one value broadcast (the expanded gradient of a sum: an L2 penalty, Σ w²):
+            # one pass x·(2g), not two; the same values, doubling being exact. 2g is an op
+            # on g's memory (not a number read from it), so a planned replay recomputes it.
+            # Not when recording: double backward needs the path through g. (A Graph plan
+            # keeps this path without the overflow test, which reads a value.)
+            g2 = mul(_wrap(gd[(0,) * gd.ndim + (Ellipsis,)]), 2.0)
+            if _fn._capture is not None or bool(np.isfinite(g2._data)) \
+                    or not bool(np.isfinite(gd.flat[0])):
                 return mul(x, g2)
         return mul(g, mul(x, 2.0))
 
 
 class Reciprocal(Function):
     """z = 1/x;   gx = -g z²"""
+    tape_forward = True
+    tape_backward = True
     code = EK.RECIPROCAL
 
     @staticmethod
@@ -329,6 +356,7 @@ class Reciprocal(Function):
 
 class Abs(Function):
     """z = |x|;   gx = g * sign(x)   (0 at x == 0, as in PyTorch)"""
+    tape_forward = True
     code = EK.ABS
 
     @staticmethod

@@ -52,6 +52,8 @@ def _linear_grads(ctx, g, x, w):
 
 class Linear(Function):
     """y = x·Wᵀ + b;   gx = g·W,   gW = gᵀ·x,   gb = Σ_rows g"""
+    tape_forward = True
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, x, weight, bias):
@@ -69,6 +71,8 @@ class Linear(Function):
 
 class LinearReLU(Function):
     """y = max(x·Wᵀ + b, 0);   gz = g·[y > 0],  gx = gz·W,  gW = gzᵀ·x,  gb = Σ_rows gz"""
+    tape_forward = True
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, x, weight, bias):

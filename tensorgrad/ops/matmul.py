@@ -34,6 +34,8 @@ def _swap_last_two(cls, x, perm):
 
 class MatMul(Function):
     """z = a @ b  (2-D or batched 3-D);   ga = g @ bᵀ,   gb = aᵀ @ g"""
+    tape_forward = True
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -61,6 +63,8 @@ class MatMul(Function):
 
 class Dot(Function):
     """z = a · b for vectors;   ga = g * b,   gb = g * a"""
+    tape_forward = True
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, a, b):

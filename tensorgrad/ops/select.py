@@ -27,6 +27,7 @@ def _shape(v):
 class Compare(Function):
     """mask = x (op) y: a bool tensor with no gradient. Recorded as a node when an input
     requires grad, so that Graph.forward() recomputes the mask instead of reusing it."""
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, x, y, np_fn):
@@ -68,6 +69,7 @@ ge = _cmp(np.greater_equal, "ge")
 
 class LogicalNot(Function):
     """~mask (no gradient; recorded for replay like the comparisons)."""
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, x):
@@ -88,6 +90,8 @@ def logical_not(x):
 class Clamp(Function):
     """z = min(max(x, lo), hi) (all hi when lo > hi);   gx = g where lo <= x <= hi else 0
     (so 0 everywhere when lo > hi, as in PyTorch)"""
+    tape_forward = True
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, x, lo, hi):
@@ -107,6 +111,8 @@ class Clamp(Function):
 
 class ClampBackward(Function):
     """gx = g * [lo <= x <= hi]: linear in g (so its own backward is itself), 0 a.e. in x."""
+    tape_forward = True
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, g, x, lo, hi):
@@ -171,6 +177,8 @@ class ClampTensor(Function):
 
 class Where(Function):
     """z = where(c, x, y);   gx = where(c, g, 0),   gy = where(c, 0, g)"""
+    tape_forward = True
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, cond, x, y):
