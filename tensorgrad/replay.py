@@ -39,6 +39,7 @@ from tensorgrad import function as _fn
 from tensorgrad._kernels import activation as _AK
 from tensorgrad._kernels import blas as _BK
 from tensorgrad._kernels import elementwise as _EK
+from tensorgrad._kernels import reduce as _RK
 from tensorgrad._kernels.plan import Steps
 from tensorgrad._tensor import Tensor
 from tensorgrad.function import _finish_saved
@@ -46,7 +47,7 @@ from tensorgrad.graph import _root_grads, _run, _toposort
 
 __all__ = ["Graph"]
 
-_TAPED_MODULES = (_EK, _AK, _BK)
+_TAPED_MODULES = (_EK, _AK, _BK, _RK)
 
 
 def _set_tapes(tape):

@@ -22,11 +22,12 @@ FAST = {"quick": True, "threads": 1, "repeat": 1, "warmup": 1, "engines": ENGINE
 TINY = {
     "add": {"n": 1000}, "mul": {"n": 1000}, "relu": {"n": 1000},
     "matmul_64x4096": {"n": 8, "k": 32, "m": 16}, "matmul_1024": {"n": 16, "k": 16, "m": 16},
-    "tiny_chain": {},
+    "tiny_chain": {}, "tiny_chain_replay": {},
     "softmax_loss_small": {}, "softmax_loss_large": {"n": 64, "c": 50},
     "svm_loss_small": {}, "svm_loss_large": {"n": 64, "c": 50},
     "train_step": {"n": 16, "d": 48, "h": 12, "c": 5},
     "train_step_replay": {"n": 16, "d": 48, "h": 12, "c": 5},
+    "train_step_replay_vs_gemm": {"n": 16, "d": 48, "h": 12, "c": 5},
     "sgd_momentum": {"shapes": ((30, 20), (7,))}, "adam": {"shapes": ((30, 20), (7,))},
     "cdist": {"n": 20, "m": 30, "d": 16},
     "knn_predict": {"n": 50, "m": 300, "d": 8, "classes": 3},
@@ -102,7 +103,9 @@ def test_every_workload_agrees_with_numpy_at_tiny_size(name):
     if row.status == "skipped":
         pytest.skip(row.reason)
     assert row.status == "ok", row.reason
-    assert row.checks == {"numpy": "ok"}
+    wl = tiny(name)
+    assert row.checks == {"numpy": "floor (a cost bound, not compared)" if "numpy" in wl.floor
+                          else "ok"}
     for m in row.measurements.values():
         assert m.status == "ok" and m.median > 0 and m.min <= m.median and m.number >= 1
     assert row.ratio("numpy") > 0

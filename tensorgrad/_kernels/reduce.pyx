@@ -253,13 +253,12 @@ cdef void _sum_cols(const floating* x, floating* out, intp A, intp B, intp C, do
                     out[a * C + c0 + c] = <floating>(scale * s)
 
 
-def sum_mid(cnp.ndarray a3, cnp.ndarray out2, double scale=1.0):
-    """out2[a, c] = scale * sum_b a3[a, b, c]   (a3 [A, B, C], out2 [A, C]; mean: 1/B)."""
-    cdef intp A, B, C, nb = 1, nct, nbb = 1, nbuf = 0
-    cdef int t = _check3(a3, "sum_mid", &A, &B, &C)
-    _check_out(out2, t, A, 1, C, False, "sum_mid")
+cdef int _sum_mid_c(int t, char* x, char* out, intp A, intp B, intp C,
+                   double scale) noexcept:
+    """out[a, c] = scale * sum_b x[a, b, c]; 0, or -1 when the workspace cannot be had."""
+    cdef intp nb = 1, nct, nbb = 1, nbuf = 0
     if A * C == 0:
-        return
+        return 0
     if C == 1:
         nb = _cdiv(B, RB) if B > 0 else 1
         if nb > 1:
@@ -281,24 +280,31 @@ def sum_mid(cnp.ndarray a3, cnp.ndarray out2, double scale=1.0):
     if nbuf:
         part = <double*>malloc(nbuf * sizeof(double))
         if part == NULL:
-            raise MemoryError()
-    try:
-        if t == cnp.NPY_FLOAT32:
-            if C == 1:
-                _sum_rows(<float*>cnp.PyArray_DATA(a3), <float*>cnp.PyArray_DATA(out2), A, B,
-                          scale, part)
-            else:
-                _sum_cols(<float*>cnp.PyArray_DATA(a3), <float*>cnp.PyArray_DATA(out2), A, B,
-                          C, scale, nbb, part)
+            return -1
+    if t == cnp.NPY_FLOAT32:
+        if C == 1:
+            _sum_rows(<float*>x, <float*>out, A, B, scale, part)
         else:
-            if C == 1:
-                _sum_rows(<double*>cnp.PyArray_DATA(a3), <double*>cnp.PyArray_DATA(out2), A,
-                          B, scale, part)
-            else:
-                _sum_cols(<double*>cnp.PyArray_DATA(a3), <double*>cnp.PyArray_DATA(out2), A,
-                          B, C, scale, nbb, part)
-    finally:
-        free(part)
+            _sum_cols(<float*>x, <float*>out, A, B, C, scale, nbb, part)
+    else:
+        if C == 1:
+            _sum_rows(<double*>x, <double*>out, A, B, scale, part)
+        else:
+            _sum_cols(<double*>x, <double*>out, A, B, C, scale, nbb, part)
+    free(part)
+    return 0
+
+
+def sum_mid(cnp.ndarray a3, cnp.ndarray out2, double scale=1.0):
+    """out2[a, c] = scale * sum_b a3[a, b, c]   (a3 [A, B, C], out2 [A, C]; mean: 1/B)."""
+    cdef intp A, B, C
+    cdef int t = _check3(a3, "sum_mid", &A, &B, &C)
+    _check_out(out2, t, A, 1, C, False, "sum_mid")
+    if _sum_mid_c(t, <char*>cnp.PyArray_DATA(a3), <char*>cnp.PyArray_DATA(out2), A, B, C,
+                  scale) < 0:
+        raise MemoryError()
+    if _tape is not None:
+        _tape_sum(t, a3, out2, A, B, C, scale, False)
 
 
 cdef double _sum_all(const floating* x, intp n, double* part) noexcept:
@@ -320,23 +326,102 @@ cdef double _sum_all(const floating* x, intp n, double* part) noexcept:
     return s
 
 
-def sum_all(cnp.ndarray a):
-    """Sum of every element of a C-contiguous float array, accumulated in double."""
-    cdef int t = _float_type(a, "sum_all")
-    cdef intp n = cnp.PyArray_SIZE(a)
+cdef int _sum_all_c(int t, char* x, intp n, double* s) noexcept:
+    """s[0] = the sum of n elements at x, in double; 0, or -1 without workspace."""
     cdef intp nb = _cdiv(n, RB)
     cdef double* part = NULL
-    cdef double s
     if nb > 1:
         part = <double*>malloc(nb * sizeof(double))
         if part == NULL:
-            raise MemoryError()
+            return -1
     if t == cnp.NPY_FLOAT32:
-        s = _sum_all(<float*>cnp.PyArray_DATA(a), n, part)
+        s[0] = _sum_all(<float*>x, n, part)
     else:
-        s = _sum_all(<double*>cnp.PyArray_DATA(a), n, part)
+        s[0] = _sum_all(<double*>x, n, part)
     free(part)
+    return 0
+
+
+def sum_all(cnp.ndarray a):
+    """Sum of every element of a C-contiguous float array, accumulated in double."""
+    cdef int t = _float_type(a, "sum_all")
+    cdef double s
+    if _sum_all_c(t, <char*>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a), &s) < 0:
+        raise MemoryError()
     return s
+
+
+def sum_all_into(cnp.ndarray a, cnp.ndarray out, double scale=1.0):
+    """out[()] = sum_all(a) * scale, rounded once to out's dtype (out: one element of a's
+    float dtype)."""
+    cdef int t = _float_type(a, "sum_all_into")
+    if cnp.PyArray_TYPE(out) != t or cnp.PyArray_SIZE(out) != 1 \
+            or not cnp.PyArray_ISWRITEABLE(out):
+        raise TypeError(f"sum_all_into: out must be one writeable element of {a.dtype}")
+    cdef intp n = cnp.PyArray_SIZE(a)
+    if _sum_all_into_c(t, <char*>cnp.PyArray_DATA(a), n, <char*>cnp.PyArray_DATA(out),
+                       scale) < 0:
+        raise MemoryError()
+    if _tape is not None:
+        _tape_sum(t, a, out, 1, n, 1, scale, True)
+
+
+cdef int _sum_all_into_c(int t, char* x, intp n, char* out, double scale) noexcept:
+    cdef double s
+    if _sum_all_c(t, x, n, &s) < 0:
+        return -1
+    if t == cnp.NPY_FLOAT32:
+        (<float*>out)[0] = <float>(s * scale)
+    else:
+        (<double*>out)[0] = s * scale
+    return 0
+
+
+# --- taping, for planned Graph replay (see _driver.pxi for the protocol) ---------------------
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.stdint cimport uintptr_t
+
+cdef struct _SumRecord:
+    int t
+    bint all
+    char* x
+    char* out
+    intp A
+    intp B
+    intp C
+    double scale
+
+cdef object _tape = None
+
+
+def set_tape(tape):
+    """Start (a list) or stop (None) taping sum_mid / sum_all_into calls."""
+    global _tape
+    _tape = tape
+
+
+cdef void _run_sum(const char* rec) noexcept:
+    cdef const _SumRecord* r = <const _SumRecord*>rec
+    if r.all:
+        _sum_all_into_c(r.t, r.x, r.B, r.out, r.scale)
+    else:
+        _sum_mid_c(r.t, r.x, r.out, r.A, r.B, r.C, r.scale)
+
+
+cdef int _tape_sum(int t, cnp.ndarray x, cnp.ndarray out, intp A, intp B, intp C,
+                   double scale, bint all) except -1:
+    cdef _SumRecord r
+    r.t = t
+    r.all = all
+    r.x = <char*>cnp.PyArray_DATA(x)
+    r.out = <char*>cnp.PyArray_DATA(out)
+    r.A = A
+    r.B = B
+    r.C = C
+    r.scale = scale
+    _tape.append((<uintptr_t>&_run_sum, PyBytes_FromStringAndSize(<char*>&r, sizeof(r)),
+                  (out, x)))
+    return 0
 
 
 # ----------------------------------------------------------------------------------------

@@ -37,6 +37,9 @@ class Workload:
                   the second call checks state carried over, e.g. momentum buffers)
     requires      tensorgrad attributes needed (``"nn.functional.cross_entropy"``); if one
                   is missing the row is skipped with that reason
+    floor         engines whose run is a cost floor rather than the same computation (the
+                  GEMMs of a training step alone): timed, ratios reported, results not
+                  compared
     """
     name: str
     group: str
@@ -54,6 +57,7 @@ class Workload:
     memory: bool = False
     check_calls: int = 1
     requires: tuple = ()
+    floor: tuple = ()
 
     def sizes(self, quick):
         return dict(self.quick if quick else self.params)

@@ -203,6 +203,9 @@ def _check(wl, row, results):
     for engine, ref in results.items():
         if engine == "tensorgrad":
             continue
+        if engine in wl.floor:
+            row.checks[engine] = "floor (a cost bound, not compared)"
+            continue
         verdict = "ok"
         for call, (got, expected) in enumerate(zip(mine, ref), 1):
             msg = compare(got, expected, wl.rtol, wl.atol, wl.int_mismatch)

@@ -158,6 +158,24 @@ def _ag_chain(engine):
     return make
 
 
+def _tg_chain_replay(d, p):
+    """The chain recorded once as a tg.Graph, then replayed (planned) at every call."""
+    import tensorgrad as tg
+    x, w, b = (tg.from_numpy(d[k].copy()).requires_grad_() for k in ("x", "w", "b"))
+    h = x
+    for _ in range(CHAIN_STEPS):
+        h = tg.tanh(h * w + b)
+    graph = tg.Graph(h.sum())
+
+    def run():
+        x.grad = w.grad = b.grad = None
+        loss = graph.forward()
+        graph.backward()
+        return {"loss": loss.item(), "gx": x.grad.numpy(), "gw": w.grad.numpy(),
+                "gb": b.grad.numpy()}
+    return run
+
+
 def _np_chain(d, p):
     x, w, b = d["x"], d["w"], d["b"]
 
@@ -208,4 +226,11 @@ WORKLOADS = [
               "torch": _ag_chain("torch")},
              lambda p: f"{CHAIN_OPS} ops, {p['side']}×{p['side']}", rtol=1e-4, atol=1e-5,
              per=CHAIN_OPS, per_unit="op"),
+    Workload("tiny_chain_replay", "overhead", "the same chain, tensorgrad replaying "
+             "tg.Graph(loss) (planned: kernel calls only) against numpy and torch eager",
+             {"side": 4}, {"side": 4}, _chain_data,
+             {"tensorgrad": _tg_chain_replay, "numpy": _np_chain,
+              "torch": _ag_chain("torch")},
+             lambda p: f"{CHAIN_OPS} ops, {p['side']}×{p['side']}", rtol=1e-4, atol=1e-5,
+             per=CHAIN_OPS, per_unit="op", requires=("Graph",)),
 ]

@@ -316,6 +316,25 @@ def _np_adam(d, p):
     return run
 
 
+def _np_step_gemms(d, p):
+    """The step's five GEMMs alone (forward x·W1, h·W2; backward aᵀ·ds, ds·W2ᵀ, xᵀ·dh) into
+    preallocated outputs: the floor that a step at the speed of its kernels approaches."""
+    X, W1, W2 = d["X"], d["W1"], d["W2"]
+    n, h, c = X.shape[0], W1.shape[1], W2.shape[1]
+    f32 = np.float32
+    a, s = np.empty((n, h), f32), np.empty((n, c), f32)
+    dW2, dh, dW1 = np.empty((h, c), f32), np.empty((n, h), f32), np.empty(W1.shape, f32)
+
+    def run():
+        np.matmul(X, W1, out=a)
+        np.matmul(a, W2, out=s)
+        np.matmul(a.T, s, out=dW2)
+        np.matmul(s, W2.T, out=dh)
+        np.matmul(X.T, dh, out=dW1)
+        return {}
+    return run
+
+
 OPT_FULL = {"shapes": ((2500, 1000),) * 4}
 OPT_QUICK = {"shapes": ((500, 1000),) * 4}
 
@@ -332,6 +351,11 @@ WORKLOADS = [
              "tg.Graph(loss) in place (numpy/torch as in train_step)", NET, NET, _net_data,
              {"tensorgrad": _tg_step_replay, "numpy": _np_step, "torch": _torch_step},
              _net_size, requires=NET_API + ("Graph",), **NET_TOL),
+    Workload("train_step_replay_vs_gemm", "training", "the replayed step against its five "
+             "GEMMs alone (numpy column: the GEMMs into preallocated outputs, a floor) and "
+             "torch eager", NET, NET, _net_data,
+             {"tensorgrad": _tg_step_replay, "numpy": _np_step_gemms, "torch": _torch_step},
+             _net_size, requires=NET_API + ("Graph",), floor=("numpy",), **NET_TOL),
     Workload("sgd_momentum", "optim", "SGD with momentum 0.9, one update",
              OPT_FULL, OPT_QUICK, _opt_data,
              {"tensorgrad": _ag_opt("tensorgrad", "sgd"), "numpy": _np_sgd,

@@ -64,6 +64,33 @@ class Classifier:
         return {k: tg.from_numpy(v) for k, v in state.items()}
 
 
+class ReplayedSteps:
+    """The training step recorded once per batch shape as a ``tg.Graph`` and replayed: new
+    batches are copied into the recorded inputs, so each step runs the planned kernel calls
+    (the same numbers as eager steps). A partial last batch gets its own Graph."""
+
+    def __init__(self, model, opt):
+        self.model = model
+        self.opt = opt
+        self.graphs = {}
+
+    def run(self, Xb, yb):
+        """zero_grad, forward and backward of one batch; returns (scores, loss)."""
+        rec = self.graphs.get(Xb.shape)
+        if rec is None:
+            X, y = tg.from_numpy(Xb.numpy().copy()), tg.from_numpy(yb.numpy().copy())
+            scores = self.model.module(X)
+            rec = self.graphs[Xb.shape] = (X, y, scores,
+                                           tg.Graph(self.model.loss(scores, y)))
+        X, y, scores, graph = rec
+        X.copy_(Xb)
+        y.copy_(yb)
+        self.opt.zero_grad()
+        loss = graph.forward()
+        graph.backward()
+        return scores, loss
+
+
 def accuracy(pred, y):
     return float(np.mean(pred == y)) if len(y) else float("nan")
 
@@ -107,16 +134,20 @@ def fit(args, model, Xtr, ytr, Xva, yva, say):
                                          gamma=0.1)
     order = np.random.default_rng(args.seed)
     n_batches = -(-len(ytr) // args.batch_size)
+    steps = ReplayedSteps(model, opt)
     history = {"loss": [], "train_acc": [], "val_acc": []}
     for epoch in range(1, args.epochs + 1):
         bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{args.epochs}", unit="batch",
                    file=sys.stderr, disable=not show_bar, leave=True, dynamic_ncols=True)
         total_loss, correct = 0.0, 0
         for Xb, yb in tg.data.batches(Xtr, ytr, args.batch_size, seed=order):
-            scores = model.module(Xb)
-            loss = model.loss(scores, yb)
-            opt.zero_grad()
-            loss.backward()
+            if args.eager:
+                scores = model.module(Xb)
+                loss = model.loss(scores, yb)
+                opt.zero_grad()
+                loss.backward()
+            else:
+                scores, loss = steps.run(Xb, yb)
             opt.step()
             value = loss.item()
             if not np.isfinite(value):

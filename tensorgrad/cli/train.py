@@ -73,14 +73,15 @@ DEFAULT_KS = (1, 3, 5, 7, 9)
 
 # The options each model takes, with their defaults (tuned on digits by mean validation/test
 # accuracy over split seeds 0..9); giving any other model option is a usage error.
-_SGD = {"momentum": 0.9, "seed": 0}
+_SGD = {"momentum": 0.9, "seed": 0, "eager": False}
 DEFAULTS = {
     "mlp": {"epochs": 30, "lr": 0.1, "reg": 3e-3, "hidden": 256, "batch_size": 64, **_SGD},
     "softmax": {"epochs": 30, "lr": 0.05, "reg": 1e-3, "batch_size": 64, **_SGD},
     "svm": {"epochs": 30, "lr": 0.002, "reg": 1e-3, "batch_size": 32, **_SGD},
     "knn": {"ks": DEFAULT_KS, "folds": 5},
 }
-MODEL_OPTIONS = ("epochs", "lr", "reg", "hidden", "batch_size", "momentum", "seed", "ks", "folds")
+MODEL_OPTIONS = ("epochs", "lr", "reg", "hidden", "batch_size", "momentum", "seed", "eager",
+                 "ks", "folds")
 
 
 def _typed(kind, check, wording):
@@ -156,6 +157,9 @@ def build_parser(prog="tensorgrad train"):
                      help=f"mini-batch size ({default('batch_size')})")
     sgd.add_argument("--momentum", type=_momentum,
                      help=f"SGD momentum ({_SGD['momentum']:g})")
+    sgd.add_argument("--eager", action="store_const", const=True,
+                     help="build the graph at every step instead of replaying a recorded "
+                          "step (tg.Graph); the numbers are the same, replay is faster")
     sgd.add_argument("--seed", type=_seed,
                      help=f"seed for initialisation and shuffling ({_SGD['seed']})")
     knn = p.add_argument_group("knn options")

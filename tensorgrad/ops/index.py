@@ -37,6 +37,7 @@ def _is_basic(key):
 
 class Index(Function):
     """z = x[key];   gx = zeros with g added at the indexed positions (repeats accumulate)"""
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, x, key):
@@ -64,6 +65,7 @@ class Index(Function):
 
 class IndexBackward(Function):
     """gx = zeros(shape); gx[key] += g  — linear in g; its backward is g2[key]."""
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, g, key, shape):
@@ -129,6 +131,7 @@ def index_select(x, dim, index):
 
 class Gather(Function):
     """z[i][j] = x[i][idx[i][j]] (along ``dim``);   gx = scatter-add of g at idx"""
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, x, dim, idx):
@@ -145,6 +148,7 @@ class Gather(Function):
 
 class ScatterAdd(Function):
     """z = zeros(shape); z[.., idx, ..] += g along ``dim``;   gg -> gather(gg, dim, idx)"""
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, g, dim, idx, shape):

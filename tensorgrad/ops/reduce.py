@@ -70,6 +70,8 @@ def _sum_data(d, dims, scale, ctx=None):
 
 class Sum(Function):
     """z = sum(x, dims) * scale;   gx = broadcast(g) * scale   (scale = 1/n gives mean)"""
+    tape_forward = True
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, x, dims, keepdim, scale):
@@ -82,7 +84,7 @@ class Sum(Function):
         kshape = tuple(1 if i in dims else s for i, s in enumerate(d.shape))
         if len(dims) == d.ndim and d.flags.c_contiguous:
             out = ctx.empty(kshape if keepdim else (), d.dtype)
-            out[...] = RK.sum_all(d) * scale
+            RK.sum_all_into(d, out, scale)
         else:
             r = _sum_data(d, dims, scale, ctx if keepdim else None)
             out = r if keepdim else r.reshape(tuple(s for i, s in enumerate(d.shape)
@@ -170,6 +172,7 @@ def mean(x, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None, ou
 
 class _MaxMin(Function):
     """z = max(x, dim);   gx = g routed to the arg-max position (first on ties)."""
+    tape_backward = True
     kernel = None
 
     @classmethod
@@ -214,6 +217,7 @@ class Min(_MaxMin):
 class RouteGrad(Function):
     """gx = zeros(shape) with g placed at the arg-max positions; linear in g (backward:
     gather g back from those positions)."""
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, g, idx, shape, dim, kshape):
@@ -367,6 +371,7 @@ def argmin(x, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
 
 class LogSumExp(Function):
     """z = log(sum(exp(x), dim));   gx = g * exp(x - z)   (= g * softmax(x))"""
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, x, dim, keepdim):

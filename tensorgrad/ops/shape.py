@@ -84,6 +84,7 @@ def _infer(shape, size, op, src):
 
 class View(Function):
     """z = x viewed as ``shape`` (no copy);   gx = g reshaped to x.shape"""
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, x, shape):
@@ -103,6 +104,7 @@ class View(Function):
 
 class Reshape(Function):
     """z = x reshaped (a view when the strides allow, else a copy);   gx = g reshaped back"""
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, x, shape):
@@ -160,6 +162,7 @@ def flatten(x, start_dim=0, end_dim=-1):
 
 class Permute(Function):
     """z = x with axes permuted (a view);   gx = g permuted by the inverse permutation"""
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, x, perm):
@@ -240,6 +243,7 @@ def unsqueeze(x, dim):
 class Expand(Function):
     """z = x broadcast to ``shape`` (a view with zero strides);   gx = sum of g over the
     broadcast dims"""
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, x, shape):
@@ -278,6 +282,7 @@ def expand_as(x, other):
 
 class Contiguous(Function):
     """z = a C-contiguous copy of x;   gx = g"""
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, x):
@@ -305,6 +310,7 @@ def clone(x):
 # ---------------------------------------------------------------------------------------------
 class Split(Function):
     """outputs = views of x split along ``dim``;   gx = cat(grads, dim)"""
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, x, sizes, dim):
@@ -359,6 +365,7 @@ def chunk(x, chunks, dim=0):
 
 class Cat(Function):
     """z = concatenation along ``dim``;   g_i = the slice of g belonging to input i"""
+    tape_backward = True
 
     @staticmethod
     def forward(ctx, dim, *xs):

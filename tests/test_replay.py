@@ -1,0 +1,235 @@
+"""Planned Graph replay: bitwise equal to eager steps, allocation-free, and its rules.
+
+(Every registered op is also checked by tests/test_registry.py::
+test_planned_replay_equals_eager_bitwise.)"""
+import resource
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import tensorgrad as tg
+
+F = tg.nn.functional
+
+
+def _mlp(seed, d=20, h=16, c=4, dtype=np.float32):
+    tg.manual_seed(seed)
+    model = tg.nn.Sequential(tg.nn.Linear(d, h), tg.nn.ReLU(), tg.nn.Linear(h, c))
+    return model if dtype == np.float32 else model.double()
+
+
+def _batches(n_steps, n=8, d=20, c=4, seed=0, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal((n, d)).astype(dtype), rng.integers(0, c, n))
+            for _ in range(n_steps)]
+
+
+def _loss(model, X, y):
+    reg = sum((p * p).sum() for p in model.parameters() if p.ndim == 2)
+    return F.cross_entropy(model(X), y) + 1e-3 * reg
+
+
+def _train(batches, planned, momentum=0.9):
+    """Parameters after SGD over ``batches``: through a planned Graph, or eagerly."""
+    model = _mlp(0)
+    opt = tg.optim.SGD(model.parameters(), lr=0.1, momentum=momentum)
+    if planned:
+        X = tg.from_numpy(batches[0][0].copy())
+        y = tg.from_numpy(batches[0][1].copy())
+        g = tg.Graph(_loss(model, X, y))
+        for xb, yb in batches:
+            X.copy_(xb)
+            y.copy_(yb)
+            opt.zero_grad()
+            g.forward()
+            g.backward()
+            opt.step()
+        assert g.planned and g.plan_info()["unplanned_reason"] is None
+    else:
+        for xb, yb in batches:
+            opt.zero_grad()
+            _loss(model, tg.from_numpy(xb), tg.from_numpy(yb)).backward()
+            opt.step()
+    return [p.numpy().copy() for p in model.parameters()]
+
+
+def test_training_through_a_planned_graph_equals_eager_training_bitwise():
+    batches = _batches(6)
+    for a, b in zip(_train(batches, True), _train(batches, False), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def _chain(x, w, b, steps=33):
+    h = x
+    for _ in range(steps):
+        h = tg.tanh(h * w + b)
+    return h.sum()
+
+
+def test_a_chain_of_elementwise_ops_is_planned_into_kernel_calls_only():
+    rng = np.random.default_rng(0)
+    x, w, b = (tg.tensor(rng.standard_normal((4, 4)), requires_grad=True) for _ in range(3))
+    g = tg.Graph(_chain(x, w, b))
+    g.forward()
+    g.backward()
+    info = g.plan_info()
+    assert info["forward"] == (100, 0)          # 99 elementwise kernels + the sum
+    assert info["backward"][1] == 0 and info["backward"][0] > 100
+
+
+def test_gradients_are_the_graphs_buffers_handed_out_at_every_step():
+    batches = _batches(3)
+    model = _mlp(0)
+    X, y = tg.from_numpy(batches[0][0].copy()), tg.from_numpy(batches[0][1].copy())
+    g = tg.Graph(_loss(model, X, y))
+    seen = []
+    for _ in range(3):
+        model.zero_grad()
+        g.forward()
+        g.backward()
+        seen.append([p.grad for p in model.parameters()])
+    # from the first planned backward on, the same tensors (the plan's buffers)
+    assert all(a is b for a, b in zip(seen[1], seen[2]))
+
+
+def test_a_gradient_left_in_place_is_accumulated_into():
+    rng = np.random.default_rng(1)
+    x, w, b = (tg.tensor(rng.standard_normal((3, 3)), requires_grad=True) for _ in range(3))
+    g = tg.Graph(_chain(x, w, b, steps=3))
+    g.forward()
+    g.backward()                        # taped
+    first = w.grad.numpy().copy()
+    g.forward()
+    g.backward()                        # planned, into the plan's own buffer: 2x
+    np.testing.assert_allclose(w.grad.numpy(), 2 * first, rtol=1e-12)
+    mine = w.grad
+    w.grad = tg.zeros(3, 3, dtype=tg.float64) + 1.0      # someone else's tensor: added to
+    g.backward()
+    np.testing.assert_allclose(w.grad.numpy(), 1.0 + first, rtol=1e-12)
+    assert w.grad is not mine
+
+
+def test_replaying_after_an_input_was_replaced_raises_naming_it():
+    model = _mlp(0)
+    (xb, yb), = _batches(1)
+    X, y = tg.from_numpy(xb.copy()), tg.from_numpy(yb.copy())
+    g = tg.Graph(_loss(model, X, y))
+    g.forward()
+    g.backward()
+    X.data = np.zeros_like(xb)          # a new array: the plan reads the old one
+    with pytest.raises(RuntimeError, match=r"Graph\.forward: input \d+ \(an input, recorded "
+                                           r"with shape \(8, 20\), now \(8, 20\)\).*replaced"):
+        g.forward()
+    X.data = xb.copy()
+    with pytest.raises(RuntimeError, match="replaced"):
+        g.forward()                     # still not the recorded memory
+    X = tg.from_numpy(xb.copy())
+    g = tg.Graph(_loss(model, X, y))
+    g.forward()
+    g.backward()
+    w = next(iter(model.parameters()))
+    w.data = w.numpy() * 1.0
+    with pytest.raises(RuntimeError, match=r"Graph\.backward: input \d+ \(a leaf, recorded "
+                                           r"with shape \(16, 20\)"):
+        g.backward()
+
+
+def test_custom_functions_run_as_python_steps_inside_a_plan():
+    class Cube(tg.Function):
+        """z = x³;   gx = 3 x² g"""
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return tg.from_numpy(x.numpy() ** 3)
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * 3 * x * x
+
+    rng = np.random.default_rng(2)
+    x = tg.tensor(rng.standard_normal(5), requires_grad=True)
+    g = tg.Graph((Cube.apply(x) * 2.0).sum())
+    for k in range(3):
+        with tg.no_grad():
+            x.copy_(tg.tensor(rng.standard_normal(5)))
+        x.grad = None
+        loss = g.forward()
+        g.backward()
+        want = x.numpy() ** 3 * 2.0
+        np.testing.assert_allclose(loss.item(), want.sum(), rtol=1e-12)
+        np.testing.assert_allclose(x.grad.numpy(), 6.0 * x.numpy() ** 2, rtol=1e-12)
+    assert g.plan_info()["forward"][1] >= 1 and g.plan_info()["backward"][1] >= 1
+
+
+def test_backward_before_any_forward_uses_the_recorded_step():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    g = tg.Graph((x * x).sum())
+    g.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 4.0])
+    assert not g.planned
+
+
+def test_planning_can_be_switched_off():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    g = tg.Graph((x * x).sum(), plan=False)
+    g.forward()
+    g.backward()
+    assert not g.planned and g.plan_info()["unplanned_reason"] == "planning is off"
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 4.0])
+
+
+def _step_loop(n_steps, d=3072, h=100, c=10, n=128):
+    """A planned MLP step as users write it; yields after each step."""
+    rng = np.random.default_rng(0)
+    tg.manual_seed(0)
+    model = tg.nn.Sequential(tg.nn.Linear(d, h), tg.nn.ReLU(), tg.nn.Linear(h, c))
+    opt = tg.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    xb = rng.standard_normal((n, d), dtype=np.float32)
+    yb = rng.integers(0, c, n)
+    X, y = tg.from_numpy(xb.copy()), tg.from_numpy(yb.copy())
+    g = tg.Graph(_loss(model, X, y))
+    for _ in range(n_steps):
+        X.copy_(xb)
+        y.copy_(yb)
+        opt.zero_grad()
+        g.forward()
+        g.backward()
+        opt.step()
+        yield
+
+
+def test_a_planned_training_step_allocates_at_most_64_kb():
+    steps = _step_loop(40)
+    for _ in range(5):                  # record, tape, and settle
+        next(steps)
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        for _ in steps:
+            pass
+        after, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - before <= 64 * 1024, f"a step allocated up to {peak - before} bytes"
+    assert after - before <= 64 * 1024
+
+
+def _rss_kb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() // 1024
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/statm"),
+                    reason="needs /proc (Linux) to read the resident set size")
+def test_resident_memory_stays_flat_over_10000_planned_steps():
+    steps = _step_loop(10_000, d=64, h=32, c=4, n=16)
+    for _ in range(1000):
+        next(steps)
+    rss = _rss_kb()
+    for _ in steps:
+        pass
+    grown = _rss_kb() - rss
+    assert grown < 1024, f"RSS grew by {grown} KB over 9000 steps"
