@@ -32,7 +32,9 @@ LAYERS = [
     ("tensorgrad.ops.activation",),
     ("tensorgrad.ops.blas", "tensorgrad.ops.distance"),
     ("tensorgrad.ops.linear", "tensorgrad.ops.loss"),
-    ("tensorgrad.ops._references", "tensorgrad.ops._samples", "tensorgrad.ops._shape_samples"),
+    ("tensorgrad.ops.norm",),
+    ("tensorgrad.ops._references", "tensorgrad.ops._samples", "tensorgrad.ops._shape_samples",
+     "tensorgrad.ops._norm_samples"),
     ("tensorgrad.ops.registry",),
     ("tensorgrad.ops",),
     ("tensorgrad.graph", "tensorgrad.autograd", "tensorgrad.testing"),     # the engine
