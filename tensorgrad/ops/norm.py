@@ -102,11 +102,10 @@ class BatchNorm(Function):
         c = x3.shape[1]
         mu = np.empty(c, _F64)
         var = np.empty(c, _F64)
-        NK.bn_stats(x3, mu, var)
-        r = 1.0 / np.sqrt(var + eps)
         out = ctx.empty(xd.shape, xd.dtype)
-        NK.bn_apply(x3, mu, r * _f64(weight, c, 1.0), _f64(bias, c, 0.0),
-                    _channel_view(out))
+        NK.bn_train_forward(x3, None if weight is None else _f64(weight, c, 1.0),
+                            None if bias is None else _f64(bias, c, 0.0), eps,
+                            _channel_view(out), mu, var)
         m = x3.shape[0] * x3.shape[2]
         if running_mean is not None:
             _update_running(running_mean,
@@ -115,7 +114,7 @@ class BatchNorm(Function):
             _update_running(running_var, (1 - momentum) * _f64(running_var, c, 0)
                             + momentum * var * (m / (m - 1)))
         ctx.save_for_backward(x, weight)
-        ctx.consts = (mu, r, None if bias is None else bias._data.dtype)
+        ctx.consts = (mu, var, None if bias is None else bias._data.dtype)
         ctx.meta = eps
         return _wrap(out)
 
@@ -130,24 +129,22 @@ class BatchNorm(Function):
                       if ctx.needs_input_grad[i] else None for i in (3, 4))
         if is_grad_enabled():           # create_graph: a VJP that is itself differentiable
             return _bn_train_vjp_ops(g, x, weight, ctx.meta, needs) + stats + (None, None)
-        mu, r, bias_dtype = ctx.consts
+        mu, var, bias_dtype = ctx.consts
+        eps = ctx.meta
         xd = _contig(x._data)
         x3 = _channel_view(xd)
-        g3 = _channel_view(_contig(g._data))
         c = x3.shape[1]
-        m = x3.shape[0] * x3.shape[2]
         sg = np.empty(c, _F64)
         sgxc = np.empty(c, _F64)
-        NK.bn_backward_sums(g3, x3, mu, sg, sgxc)
+        out = np.empty(xd.shape, xd.dtype) if needs[0] else None
+        NK.bn_train_backward(_channel_view(_contig(g._data)), x3, mu, var,
+                             None if weight is None else _f64(weight, c, 1.0), eps,
+                             None if out is None else _channel_view(out), sg, sgxc)
         gx = gw = gb = None
         if needs[0]:
-            wr = r * _f64(weight, c, 1.0)
-            out = np.empty(xd.shape, xd.dtype)
-            NK.bn_backward_apply(g3, x3, mu, wr, -wr * r * r * sgxc / m, -wr * sg / m,
-                                 _channel_view(out))
             gx = _wrap(out)
         if needs[1]:
-            gw = _wrap((sgxc * r).astype(weight._data.dtype))
+            gw = _wrap((sgxc / np.sqrt(var + eps)).astype(weight._data.dtype))
         if needs[2]:
             gb = _wrap(sg.astype(bias_dtype))
         return (gx, gw, gb) + stats + (None, None)
