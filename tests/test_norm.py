@@ -246,3 +246,24 @@ def test_errors_name_the_op_and_the_shapes():
         F.layer_norm(x, (4,))
     with pytest.raises(TypeError, match="^batch_norm: expected a float"):
         F.batch_norm(tg.tensor([[1, 2], [3, 4]]), None, None, training=True)
+
+
+@pytest.mark.parametrize("xd, wd", [(np.float64, np.float32), (np.float32, np.float64)])
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_gradients_keep_each_input_dtype(xd, wd, create_graph):
+    rng = np.random.default_rng(8)
+
+    def t(*shape, dtype=wd, low=None):
+        a = rng.standard_normal(shape) if low is None else rng.uniform(low, low + 1, shape)
+        return tg.tensor(a.astype(dtype), requires_grad=True)
+    x = t(4, 3, 5, dtype=xd)
+    for training in (True, False):
+        args = [x, t(3), t(3, low=0.5), t(3), t(3)]
+        y = F.batch_norm(*args, training=training)
+        assert y.dtype == x.dtype
+        grads = tg.grad((y * y).sum(), args, create_graph=create_graph)
+        assert [g.dtype for g in grads] == [a.dtype for a in args]
+    args = [x, t(5), t(5)]
+    y = F.layer_norm(args[0], (5,), args[1], args[2])
+    grads = tg.grad((y * y).sum(), args, create_graph=create_graph)
+    assert [g.dtype for g in grads] == [a.dtype for a in args]

@@ -6,15 +6,19 @@ Batch norm sees its input as a C-contiguous [N, C, S] array (S = the product of 
 dims, 1 for [N, C]); a channel's M = N·S values are N contiguous runs of S elements.
 
 - Statistics (training forward) and the backward's two sums are per-channel reductions in
-  double. With S > 1 one task is one channel, reading its N runs in order (OpenMP over
-  channels); with S == 1 one task is a fixed block of RB rows, summing every channel as a
-  vector, and the block sums are added in block order afterwards. Either way the
-  decomposition depends only on the shape, so results are bitwise the same for any number of
-  threads. The mean and variance come from ONE pass over shifted values: with k the channel's
-  first element, s1 = Σ(x − k), s2 = Σ(x − k)², mean = k + s1/M, var = s2/M − (s1/M)², which
-  keeps double precision unless |mean − k| is ~1e8 standard deviations.
-- Output passes (normalise + affine, and the backward's gradient) are one elementwise pass
-  each, out = A[c]·a + B[c]·(b − mu[c]) + K[c], over fixed blocks of rows (OpenMP).
+  double. With S > 1 one task is one channel (OpenMP over channels), reading its N runs in
+  order, and the same task then writes that channel's output (forward) or gx (backward)
+  while the channel is still in the core's L2 cache (``bn_train_forward``,
+  ``bn_train_backward``). With S == 1 ([N, C] inputs) one reduction task is a fixed block of
+  RB rows, summing every channel as a vector; the block sums are added in block order, and
+  the output is a separate elementwise pass. Either way the decomposition depends only on
+  the shape, so results are bitwise the same for any number of threads.
+- The mean and variance come from ONE pass over shifted values: with k the channel's first
+  element, s1 = Σ(x − k), s2 = Σ(x − k)², mean = k + s1/M, var = s2/M − (s1/M)², which keeps
+  double precision unless |mean − k| is ~1e8 standard deviations. The run sums use eight
+  double lanes written with explicit vectors (``_norm_sums.h``), lanes added in a fixed order.
+- Elementwise passes: out = A[c]·a + B[c]·(b − mu[c]) + K[c] (``bn_apply`` for evaluation
+  and [N, C] inputs, ``bn_backward_apply``), over fixed blocks of rows (OpenMP).
 
 Training backward, with r = 1/sqrt(var + eps), xh = (x − mu)·r, per channel:
     gb = Σ g,  gw = Σ g·xh = r·Σ g·(x − mu),

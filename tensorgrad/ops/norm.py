@@ -23,7 +23,7 @@ from tensorgrad._kernels import norm as NK
 from tensorgrad._tensor import Tensor, _wrap
 from tensorgrad.function import Function, is_grad_enabled
 from tensorgrad.ops._util import FLOATS, as_tensor
-from tensorgrad.ops.elementwise import add, mul, neg, reciprocal, sqrt, sub
+from tensorgrad.ops.elementwise import add, cast, mul, neg, reciprocal, sqrt, sub
 from tensorgrad.ops.reduce import mean, sum
 from tensorgrad.ops.shape import reshape
 from tensorgrad.random import get_generator
@@ -38,9 +38,8 @@ def _contig(d):
 
 
 def _channel_view(d):
-    """A C-contiguous [N, C, *] array seen as [N, C, S]."""
-    return d.reshape(d.shape[0], d.shape[1], -1) if d.size else d.reshape(
-        d.shape[0], d.shape[1], math.prod(d.shape[2:]))
+    """A C-contiguous [N, C, *] array seen as [N, C, S] (S = 1 for [N, C])."""
+    return d.reshape(d.shape[0], d.shape[1], math.prod(d.shape[2:]))
 
 
 def _f64(t, n, fill):
@@ -53,6 +52,17 @@ def _f64(t, n, fill):
 # ---------------------------------------------------------------------------------------------
 # batch norm
 # ---------------------------------------------------------------------------------------------
+def _to(g, dtype):
+    """g cast to ``dtype`` (None passes through). Weights may be float32 for a float64 input
+    (or the reverse): gradients built from ops then come out promoted."""
+    return None if g is None or dtype is None else cast(g, dtype)
+
+
+def _like(grads, inputs):
+    """Each gradient in its input's dtype."""
+    return tuple(_to(g, None if t is None else t._data.dtype) for g, t in zip(grads, inputs))
+
+
 def _bn_dims(x):
     """(reduced dims, broadcast shape of a per-channel [C] vector, values per channel M)."""
     dims = (0,) + tuple(range(2, x.ndim))
@@ -128,7 +138,9 @@ class BatchNorm(Function):
                                      else ctx.args[i]._data.dtype))
                       if ctx.needs_input_grad[i] else None for i in (3, 4))
         if is_grad_enabled():           # create_graph: a VJP that is itself differentiable
-            return _bn_train_vjp_ops(g, x, weight, ctx.meta, needs) + stats + (None, None)
+            gx, gw, gb = _bn_train_vjp_ops(g, x, weight, ctx.meta, needs)
+            return _like((gx, gw), (x, weight)) + (_to(gb, ctx.consts[2]),) + stats + (
+                None, None)
         mu, var, bias_dtype = ctx.consts
         eps = ctx.meta
         xd = _contig(x._data)
@@ -165,6 +177,7 @@ class BatchNormEval(Function):
         NK.bn_apply(x3, _f64(running_mean, c, 0.0), r * _f64(weight, c, 1.0),
                     _f64(bias, c, 0.0), _channel_view(out))
         ctx.save_for_backward(x, running_mean, running_var, weight)
+        ctx.consts = None if bias is None else bias._data.dtype
         ctx.meta = eps
         return _wrap(out)
 
@@ -187,7 +200,7 @@ class BatchNormEval(Function):
             sgxc = reshape(sum(mul(g, sub(x, reshape(rm, bshape))), dims), (c,))
             gw = mul(sgxc, r) if nw else None
             grv = mul(mul(sgxc, mul(wr, mul(r, r))), -0.5) if nrv else None
-        return gx, grm, grv, gw, gb, None
+        return _like((gx, grm, grv, gw), (x, rm, rv, weight)) + (_to(gb, ctx.consts), None)
 
 
 def _check_channel_vector(t, name, c, x):
@@ -304,7 +317,8 @@ class LayerNorm(Function):
         k, eps = ctx.meta
         needs = ctx.needs_input_grad[:3]
         if is_grad_enabled():
-            return _ln_vjp_ops(g, x, weight, k, eps, needs) + (None, None)
+            gx, gw, gb = _ln_vjp_ops(g, x, weight, k, eps, needs)
+            return _like((gx, gw), (x, weight)) + (_to(gb, ctx.consts[3]), None, None)
         mu, rstd, d, bias_dtype = ctx.consts
         xd = _contig(x._data)
         if d == 0:

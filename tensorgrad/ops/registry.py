@@ -451,17 +451,17 @@ def _norm_entries():
     N = norm
     return [
         _entry("batch_norm", "norm", N.BatchNorm,
-               "norm.bn_stats + norm.bn_apply; backward norm.bn_backward_sums + "
-               "norm.bn_backward_apply", batch_norm_samples, ref_batch_norm, op=N.batch_norm,
+               "norm.bn_train_forward; backward norm.bn_train_backward",
+               batch_norm_samples, ref_batch_norm, op=N.batch_norm,
                error_inputs=bad_calls(
                    ("channel-mismatch", lambda t: (t(4, 3), t(2), t(2)), ValueError),
                    ("1-d", lambda t: (t(3), None, None), ValueError),
                    ("one-value-per-channel", lambda t: (t(1, 3), None, None, None, None, True),
                     ValueError),
                    ("eval-without-running-stats", lambda t: (t(4, 3), None, None), ValueError)),
-               note="training=False: BatchNormEval, y = (x − running_mean)·w·r + b, with "
-                    "gradients for the running statistics too; a recorded backward "
-                    "(create_graph) is built from ops"),
+               note="training=False: BatchNormEval (norm.bn_apply), y = (x − running_mean)·"
+                    "w·r + b, with gradients for the running statistics too; a recorded "
+                    "backward (create_graph) is built from ops"),
         _entry("layer_norm", "norm", N.LayerNorm,
                "norm.ln_forward; backward norm.ln_backward", layer_norm_samples,
                ref_layer_norm, op=N.layer_norm, error_inputs=bad_calls(
