@@ -152,7 +152,8 @@ TG_DOTW(tg_dotw_d, double)
  * layer norm, one row of D values:
  *   lnout:   y = (x − m)·r·w + b     (w, b may be NULL)
  *   lngx:    gx = r·(gh − c1 − (x − m)·r·c2),  gh = g·w (w may be NULL)
- *   lncol:   pw += g·(x − m)·r,  pb += g */
+ *   lncol:   pw += g·(x − m)·r,  pb += g
+ *   lngxcol: lngx (with w) and lncol in one loop */
 #define TG_ROWS(SFX, T) \
 static inline void tg_colsq_##SFX(const T* TG_R a, const double* TG_R k, ptrdiff_t n, \
                                   double* TG_R p1, double* TG_R p2) { \
@@ -197,6 +198,14 @@ static inline void tg_lngx_##SFX(const T* TG_R g, const T* TG_R x, const T* TG_R
 static inline void tg_lncol_##SFX(const T* TG_R g, const T* TG_R x, ptrdiff_t n, double m, \
                                   double r, double* TG_R pw, double* TG_R pb) { \
     for (ptrdiff_t i = 0; i < n; i++) { pw[i] += g[i] * ((x[i] - m) * r); pb[i] += g[i]; } \
+} \
+static inline void tg_lngxcol_##SFX(const T* TG_R g, const T* TG_R x, const T* TG_R w, \
+                                    T* TG_R gx, ptrdiff_t n, double m, double r, double c1, \
+                                    double c2, double* TG_R pw, double* TG_R pb) { \
+    for (ptrdiff_t i = 0; i < n; i++) { \
+        double xh = (x[i] - m) * r; \
+        gx[i] = (T)(r * ((double)g[i] * w[i] - c1 - xh * c2)); \
+        pw[i] += g[i] * xh; pb[i] += g[i]; } \
 }
 
 TG_ROWS(f, float)

@@ -100,6 +100,10 @@ cdef extern from "_norm_sums.h" nogil:
                     double* pb)
     void tg_lncol_d(const double* g, const double* x, intp n, double m, double r, double* pw,
                     double* pb)
+    void tg_lngxcol_f(const float* g, const float* x, const float* w, float* gx, intp n,
+                      double m, double r, double c1, double c2, double* pw, double* pb)
+    void tg_lngxcol_d(const double* g, const double* x, const double* w, double* gx, intp n,
+                      double m, double r, double c1, double c2, double* pw, double* pb)
 
 
 cdef inline void _run_sums(const floating* a, const floating* b, double mu, double k, intp n,
@@ -549,13 +553,14 @@ cdef void _ln_backward_block(const floating* g, const floating* x, const double*
         xr = x + r * D
         m = mean[r]
         rs = rstd[r]
-        if pw != NULL:
-            if floating is float:
-                tg_lncol_f(gr, xr, D, m, rs, pw, pb)
-            else:
-                tg_lncol_d(gr, xr, D, m, rs, pw, pb)
-        if gx == NULL:
-            continue
+        if gx == NULL or (pw != NULL and w == NULL):
+            if pw != NULL:
+                if floating is float:
+                    tg_lncol_f(gr, xr, D, m, rs, pw, pb)
+                else:
+                    tg_lncol_d(gr, xr, D, m, rs, pw, pb)
+            if gx == NULL:
+                continue
         s1 = 0
         s2 = 0
         if w == NULL:
@@ -564,7 +569,12 @@ cdef void _ln_backward_block(const floating* g, const floating* x, const double*
             tg_dotw_f(xr, gr, w, D, m, &s1, &s2)
         else:
             tg_dotw_d(xr, gr, w, D, m, &s1, &s2)
-        if floating is float:
+        if pw != NULL and w != NULL:        # gx and the weight's sums in one loop
+            if floating is float:
+                tg_lngxcol_f(gr, xr, w, gx + r * D, D, m, rs, s1 / D, rs * s2 / D, pw, pb)
+            else:
+                tg_lngxcol_d(gr, xr, w, gx + r * D, D, m, rs, s1 / D, rs * s2 / D, pw, pb)
+        elif floating is float:
             tg_lngx_f(gr, xr, w, gx + r * D, D, m, rs, s1 / D, rs * s2 / D)
         else:
             tg_lngx_d(gr, xr, w, gx + r * D, D, m, rs, s1 / D, rs * s2 / D)
