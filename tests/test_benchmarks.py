@@ -31,6 +31,7 @@ TINY = {
     "sgd_momentum": {"shapes": ((30, 20), (7,))}, "adam": {"shapes": ((30, 20), (7,))},
     "cdist": {"n": 20, "m": 30, "d": 16},
     "knn_predict": {"n": 50, "m": 300, "d": 8, "classes": 3},
+    "batch_norm_train": {"n": 4, "c": 3, "h": 5, "w": 6},
 }
 
 

@@ -21,7 +21,9 @@ from tensorgrad.nn.modules import (
     Softmax,
     Tanh,
 )
+from tensorgrad.nn.norm import BatchNorm1d, BatchNorm2d, Dropout, LayerNorm
 
-__all__ = ["CrossEntropyLoss", "Flatten", "Identity", "Linear", "LogSoftmax", "MSELoss",
-           "Module", "ModuleList", "MultiClassHingeLoss", "Parameter", "ReLU", "Sequential",
-           "Sigmoid", "Softmax", "Tanh", "functional", "init"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "CrossEntropyLoss", "Dropout", "Flatten", "Identity",
+           "LayerNorm", "Linear", "LogSoftmax", "MSELoss", "Module", "ModuleList",
+           "MultiClassHingeLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax",
+           "Tanh", "functional", "init"]

@@ -2,7 +2,8 @@
 
 The ops themselves live in ``tensorgrad.ops`` (one module per family, each op's forward and
 VJP side by side, all listed in ``tensorgrad.ops.registry``); this module gathers the ones a
-network uses under PyTorch's ``F.`` names, plus ``one_hot``.
+network uses under PyTorch's ``F.`` names, plus ``one_hot`` and ``flatten`` (``tg.flatten``,
+torch.flatten's signature: ``start_dim=0``; ``nn.Flatten`` defaults to ``start_dim=1``).
 """
 import numpy as np
 
@@ -10,9 +11,15 @@ from tensorgrad._tensor import _wrap
 from tensorgrad.ops.activation import log_softmax, relu, sigmoid, softmax, tanh
 from tensorgrad.ops.linear import linear, linear_relu
 from tensorgrad.ops.loss import cross_entropy, mse_loss, multiclass_hinge_loss, nll_loss
+from tensorgrad.ops.norm import batch_norm, dropout, layer_norm
+from tensorgrad.ops.shape import flatten
 
 __all__ = [
+    "batch_norm",
     "cross_entropy",
+    "dropout",
+    "flatten",
+    "layer_norm",
     "linear",
     "linear_relu",
     "log_softmax",
