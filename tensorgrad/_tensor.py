@@ -217,10 +217,10 @@ class Tensor:
         key = id(self)
         entry = _post_accumulate_hooks.get(key)
         if entry is None or entry[0]() is not self:
-            def forget(_ref, key=key):
-                e = _post_accumulate_hooks.get(key)
+            def forget(_ref, key=key, hooks=_post_accumulate_hooks):   # (also at shutdown)
+                e = hooks.get(key)
                 if e is not None and e[0] is _ref:
-                    del _post_accumulate_hooks[key]
+                    del hooks[key]
             entry = _post_accumulate_hooks[key] = (weakref.ref(self, forget), [])
         entry[1].append(hook)
         return _HookHandle(key, hook)
