@@ -120,10 +120,15 @@ def test_world_of_one():
     assert t.tolist() == [1.0, 2.0]
     (only,) = dist.all_gather(t)
     assert only.tolist() == [1.0, 2.0]
-    model = tg.nn.Linear(3, 2)
-    ddp = dist.DistributedDataParallel(model)
+    model = tg.nn.Sequential(tg.nn.Linear(3, 4), tg.nn.Linear(4, 4), tg.nn.Linear(4, 2))
+    ddp = dist.DistributedDataParallel(model, bucket_cap_mb=1e-4)     # 104 bytes
+    assert [len(b.params) for b in ddp._buckets] == [3, 2, 1]
     ddp(tg.ones(4, 3)).sum().backward()
-    assert np.allclose(model.weight.grad.numpy(), 4.0)
+    ref = tg.nn.Sequential(tg.nn.Linear(3, 4), tg.nn.Linear(4, 4), tg.nn.Linear(4, 2))
+    ref.load_state_dict(model.state_dict())
+    ref(tg.ones(4, 3)).sum().backward()
+    for p, q in zip(model.parameters(), ref.parameters()):
+        assert np.array_equal(p.grad.numpy(), q.grad.numpy())
     clf = tg.neighbors.KNeighborsClassifier(2, distributed=True).fit([[0.0], [1.0], [3.0]],
                                                                     [0, 1, 1])
     _, i = clf.kneighbors([[0.9]])

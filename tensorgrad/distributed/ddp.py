@@ -151,8 +151,8 @@ class DistributedDataParallel(Module):
             bucket.ready += 1
         if bucket.ready == len(bucket.params):
             self._start_ready_buckets()
-        elif self._next:
-            MPI.Request.Testall([k.request for k in self._buckets[:self._next]])  # progress
+        elif self._next and self._comm.Get_size() > 1:      # let MPI progress the started
+            MPI.Request.Testall([k.request for k in self._buckets[:self._next]])
 
     def _start_ready_buckets(self):
         comm = self._comm
