@@ -32,7 +32,7 @@ def setup(args):
     if args.rank != 0:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the rest of the run)
         args.quiet = True
-    if args.threads is None:    # the ranks share the machine's cores
+    if args.threads is None and args.world > 1:     # the ranks share the cores
         args.threads = max(1, tg._runtime._default_threads() // args.world)
     return dist
 
