@@ -56,6 +56,33 @@ class _GradMode(threading.local):
 
 _mode = _GradMode()
 
+# Post-accumulate-grad hooks, by id(tensor): {id: (weakref to the tensor, [hooks])}. They
+# live outside the slots so that tensors without hooks carry nothing; the engine (graph.py)
+# calls them once per backward pass, after a leaf's last gradient of the pass is summed.
+_post_accumulate_hooks = {}
+
+
+class _HookHandle:
+    """What ``register_post_accumulate_grad_hook`` returns: ``remove()`` unregisters."""
+    __slots__ = ("_hook", "_key")
+
+    def __init__(self, key, hook):
+        self._key = key
+        self._hook = hook
+
+    def remove(self):
+        """Unregister the hook (a no-op when it is already removed)."""
+        entry = _post_accumulate_hooks.get(self._key)
+        if entry is None:
+            return
+        hooks = entry[1]
+        for i, h in enumerate(hooks):
+            if h is self._hook:
+                del hooks[i]
+                break
+        if not hooks:
+            del _post_accumulate_hooks[self._key]
+
 
 def _check_dtype(dt, op):
     """``dt`` if a Tensor can hold it, else a TypeError naming the dtype and the fix.
@@ -172,6 +199,31 @@ class Tensor:
             node._retain[self._out_nr] = weakref.ref(self)
         self._retains_grad = True
         return self
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(self)`` once per backward pass, after the pass's last gradient for this
+        leaf has been accumulated into ``self.grad`` (PyTorch's hook of the same name).
+
+        Only for leaves that require grad; a pass that sends this leaf no gradient does not
+        call it, and neither does ``tg.grad`` (it leaves ``.grad`` alone). Hooks run in
+        registration order; the returned handle's ``remove()`` unregisters the hook.
+        """
+        if not callable(hook):
+            raise TypeError(f"register_post_accumulate_grad_hook: hook must be callable, got "
+                            f"{type(hook).__name__}")
+        if not self._requires_grad or self.grad_fn is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors that "
+                               "require grad accumulate a gradient")
+        key = id(self)
+        entry = _post_accumulate_hooks.get(key)
+        if entry is None or entry[0]() is not self:
+            def forget(_ref, key=key, hooks=_post_accumulate_hooks):   # (also at shutdown)
+                e = hooks.get(key)
+                if e is not None and e[0] is _ref:
+                    del hooks[key]
+            entry = _post_accumulate_hooks[key] = (weakref.ref(self, forget), [])
+        entry[1].append(hook)
+        return _HookHandle(key, hook)
 
     @property
     def data(self):

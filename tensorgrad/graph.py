@@ -9,6 +9,9 @@ receives the sum of the gradients sent to its outputs (the copy gate: fan-out ad
 its Function's backward for one gradient per input. Every gradient sum (fan-out, a leaf's
 ``.grad``, a retained or captured gradient, with or without ``create_graph``) goes through
 one routine, ``_accumulate``: in place into a buffer the engine owns, else a new tensor.
+A leaf's post-accumulate-grad hooks (``Tensor.register_post_accumulate_grad_hook``) run once
+per pass, right after the last node that can send that leaf a gradient (data-parallel
+training starts its gradient all-reduces from them while backward goes on).
 
 ``Graph`` (replaying a recorded step, planned or not) is in replay.py.
 
@@ -19,7 +22,7 @@ import numpy as np
 from tensorgrad import function as _fn
 from tensorgrad._kernels.elementwise import accumulate as _ek_accumulate
 from tensorgrad._kernels.elementwise import copy as _ek_copy
-from tensorgrad._tensor import _GRAD_DTYPES, Tensor, _wrap
+from tensorgrad._tensor import _GRAD_DTYPES, Tensor, _post_accumulate_hooks, _wrap
 from tensorgrad.ops._util import shape_str
 from tensorgrad.ops.elementwise import add
 
@@ -185,8 +188,43 @@ def _capture(capture, key, g, create_graph):
         slot[0] = _accumulate(slot[0], g, create_graph, False)
 
 
+def _hook_schedule(order):
+    """{index in ``order``: [hooked leaves whose last possible gradient comes from that node]}
+    (the node nearest the leaves in the reverse walk, i.e. the smallest index)."""
+    fire_at = {}
+    seen = set()
+    for idx, node in enumerate(order):
+        for e in node.next_edges:
+            if isinstance(e, Tensor) and id(e) in _post_accumulate_hooks and id(e) not in seen:
+                seen.add(id(e))
+                fire_at.setdefault(idx, []).append(e)
+    return fire_at
+
+
+def _fire_hooks(leaves, pending):
+    """Run the post-accumulate-grad hooks of those ``leaves`` that got a gradient this pass
+    (while a Graph plan is taped, also at this place of every planned replay)."""
+    fired = [leaf for leaf in leaves if pending.pop(id(leaf), None) is not None]
+    if fired and _fn._capture is not None:
+        _fn._capture.call(_run_hooks, fired)
+    else:
+        _run_hooks(fired)
+
+
+def _run_hooks(leaves):
+    for leaf in leaves:
+        entry = _post_accumulate_hooks.get(id(leaf))
+        if entry is not None:
+            for hook in tuple(entry[1]):
+                hook(leaf)
+
+
 def _run(roots, grads, retain_graph, create_graph, capture=None):
-    """The engine. ``capture`` maps id(leaf) / (id(node), index) -> slot for tg.grad."""
+    """The engine. ``capture`` maps id(leaf) / (id(node), index) -> slot for tg.grad.
+
+    Leaves with post-accumulate-grad hooks (``pending`` holds those that got a gradient and
+    whose hooks have not run yet) fire right after the last node that can send them one."""
+    pending = {} if _post_accumulate_hooks and capture is None else None
     root_nodes = []
     for t, g in zip(roots, grads):
         fn = t.grad_fn
@@ -195,10 +233,13 @@ def _run(roots, grads, retain_graph, create_graph, capture=None):
                 _capture(capture, id(t), g, create_graph)
             elif t._requires_grad:
                 _accumulate_leaf(t, g, create_graph, fresh=False)
+                if pending is not None and id(t) in _post_accumulate_hooks:
+                    pending[id(t)] = t
             continue
         _send(fn, t._out_nr, g, create_graph)
         root_nodes.append(fn)
     order = _toposort(root_nodes)
+    fire_at = _hook_schedule(order) if pending is not None else None
     handed = {id(g) for g in grads}     # gradients already referenced elsewhere
     prev_mode = _fn._mode.enabled
     _fn._mode.enabled = bool(create_graph)
@@ -209,6 +250,8 @@ def _run(roots, grads, retain_graph, create_graph, capture=None):
             if buf is None:          # nothing flowed here (output unused by the roots)
                 if not retain_graph:
                     node.release()
+                if fire_at and idx in fire_at:
+                    _fire_hooks(fire_at[idx], pending)
                 continue
             node._gbuf = None
             if node.n_outputs > 1:
@@ -263,7 +306,13 @@ def _run(roots, grads, retain_graph, create_graph, capture=None):
                                          cur is None and _stealable(node, g, gins, handed))
                     else:           # the common case of a leaf used again: straight to the sum
                         e.grad = _accumulate(cur, g, create_graph, True)
+                    if pending is not None and id(e) in _post_accumulate_hooks:
+                        pending[id(e)] = e
                 handed.add(id(g))
+            if fire_at and idx in fire_at:
+                _fire_hooks(fire_at[idx], pending)
+        if pending:
+            _fire_hooks(list(pending.values()), pending)
     except BaseException:
         for node in order:          # leave no half-summed buffers behind
             node._gbuf = None
@@ -303,6 +352,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         for t, g in zip(inputs, res):
             if g is not None:
                 _accumulate_leaf(t, g, create_graph, fresh=False)
+                if t.grad_fn is None and id(t) in _post_accumulate_hooks:
+                    _fire_hooks((t,), {id(t): t})
         return
     _run(tensors, grads, retain_graph, create_graph)
 

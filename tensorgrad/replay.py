@@ -41,7 +41,7 @@ from tensorgrad._kernels import blas as _BK
 from tensorgrad._kernels import elementwise as _EK
 from tensorgrad._kernels import reduce as _RK
 from tensorgrad._kernels.plan import Steps
-from tensorgrad._tensor import Tensor
+from tensorgrad._tensor import Tensor, _post_accumulate_hooks
 from tensorgrad.function import _finish_saved
 from tensorgrad.graph import _root_grads, _run, _toposort
 
@@ -169,6 +169,12 @@ class _Capture:
         self._flush()
         self.steps.append(functools.partial(fn, *args))
 
+    def call(self, fn, *args):
+        """``fn(*args)`` now (untaped: what it computes is its own business) and as a Python
+        step at this place of every replay (post-accumulate-grad hooks)."""
+        self._run(False, lambda: fn(*args))
+        self.step(fn, *args)
+
     def _run(self, tape, run):
         """``run()`` as one unit, its kernel calls taped (``tape``) or not."""
         self._flush()
@@ -291,6 +297,7 @@ class Graph:
         self._root_grad = None      # the plan's root gradient buffer
         self._grads = ()            # the gradient tensors the plan hands out, per leaf
         self._spare = {}            # leaf index -> buffer for accumulating into our own .grad
+        self._hooked_at_tape = ()
 
     @property
     def leaves(self):
@@ -452,7 +459,7 @@ class Graph:
         ``.grad`` (the lectures' ComputationalGraph, and what ``to_dot`` then shows).
         """
         if self._fwd is not None:
-            if self._bwd is None:
+            if self._bwd is None or self._hooked() != self._hooked_at_tape:
                 self._tape_backward(gradient)
             else:
                 self._run_backward(gradient)
@@ -492,9 +499,14 @@ class Graph:
             self._give_up(cap.failed)
             return
         self._bwd = Steps(cap.steps)
+        self._hooked_at_tape = self._hooked()
         self._root_grad = grads[0]._data
         self._grads = tuple(fresh)
         self._spare = {}
+
+    def _hooked(self):
+        """Which leaves have post-accumulate-grad hooks (taped into the plan)."""
+        return tuple(id(leaf) in _post_accumulate_hooks for leaf in self._leaves)
 
     def _run_backward(self, gradient):
         self._check_inputs("Graph.backward")
@@ -518,14 +530,14 @@ class Graph:
                 after.append((mine, spare))
             else:
                 after.append((cur, mine._data))
+        for leaf, mine in zip(self._leaves, self._grads):
+            if leaf.grad is None:
+                leaf.grad = mine    # (before the steps: hooks they run see it)
         prev = _mode_off()
         try:
             self._bwd.run()
         finally:
             _fn._mode.enabled = prev
-        for leaf, mine in zip(self._leaves, self._grads):
-            if leaf.grad is None:
-                leaf.grad = mine
         for dst, src in after:
             _EK.accumulate(dst._data, src)
             dst._version[0] += 1

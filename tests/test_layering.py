@@ -41,7 +41,8 @@ LAYERS = [
     ("tensorgrad.ops.registry",),
     ("tensorgrad.ops",),
     ("tensorgrad.graph", "tensorgrad.replay", "tensorgrad.autograd", "tensorgrad.testing"),
-    ("tensorgrad.nn", "tensorgrad.optim", "tensorgrad.data", "tensorgrad.neighbors"),
+    ("tensorgrad.nn", "tensorgrad.optim", "tensorgrad.data", "tensorgrad.neighbors",
+     "tensorgrad.distributed"),
     # the top: the package itself ("tensorgrad", its __init__), the command line and the
     # benchmark workloads behind `tensorgrad bench` (they use the whole public API)
     ("tensorgrad", "tensorgrad.__main__", "tensorgrad.cli", "tensorgrad.benchmarks"),

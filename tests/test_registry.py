@@ -294,6 +294,7 @@ NOT_OPS = {
     "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "is_tensor",
     "set_num_threads", "get_num_threads", "show_config", "memory_allocated", "save", "load",
     "backward", "detach", "detach_", "requires_grad_", "retain_grad",
+    "register_post_accumulate_grad_hook",
     # Tensor attributes and queries
     "T", "mT", "dtype", "grad_fn", "is_leaf", "requires_grad", "shape", "ndim",
     "dim", "size", "stride", "numel", "nelement", "element_size", "nbytes", "data_ptr",

@@ -50,6 +50,7 @@ import time
 import numpy as np
 
 import tensorgrad as tg
+from tensorgrad.cli import _distributed
 from tensorgrad.cli._common import (
     ArgumentParser,
     UsageError,
@@ -143,6 +144,9 @@ def build_parser(prog="tensorgrad train"):
                    help="write the loss/accuracy curves as an image, PNG or another format "
                         "by the extension (needs matplotlib)")
     p.add_argument("--quiet", action="store_true", help="print only the results")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the ranks of `mpiexec -n N` (--batch-size is the "
+                        "total batch; knn: sharded training set); only rank 0 prints")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress on stderr; print one line per epoch on stdout instead")
     sgd = p.add_argument_group("mlp, softmax and svm (SGD) options")
@@ -180,6 +184,8 @@ def main(argv=None, prog="tensorgrad train"):
         args = build_parser(prog).parse_args(sys.argv[1:] if argv is None else list(argv))
         _apply_model_defaults(args)
         _check_outputs(args)
+        if args.distributed:
+            _distributed.setup(args)
         if args.threads is not None:
             warn_oversubscription(prog, args.threads, "training")
             tg.set_num_threads(args.threads)
@@ -201,7 +207,7 @@ def main(argv=None, prog="tensorgrad train"):
         return error(prog, os_error(e))
     except Diverged as e:
         print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
-        return 1
+        return _distributed.abort(1) if args.distributed else 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
@@ -310,7 +316,8 @@ def _run(args, splits, name, t0):
         f"{args.momentum:g}, batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}; "
         f"threads: {tg.get_num_threads()}")
     t_train = time.perf_counter()
-    history = fit(args, model, Xtr, ytr, Xva, yva, say)
+    history = (_distributed.fit if args.distributed else fit)(args, model, Xtr, ytr, Xva,
+                                                              yva, say)
     t_done = time.perf_counter()
     print(f"train accuracy:      {fmt(accuracy(model.predict(Xtr), ytr))}")
     print(f"validation accuracy: {fmt(accuracy(model.predict(Xva), yva))}")
@@ -336,12 +343,19 @@ def _run_knn(args, splits, say, t0):
         f"cross-validation on the training split; threads: {tg.get_num_threads()}")
     t_train = time.perf_counter()
     Xt, yt = tg.from_numpy(Xtr), tg.from_numpy(ytr)
-    scores = tg.neighbors.cross_validate_k(Xt, yt, ks, n_folds=args.folds)
+    if args.distributed:
+        scores = _distributed.cross_validate_k(Xtr, ytr, ks, args.folds, args.rank, args.world)
+    else:
+        scores = tg.neighbors.cross_validate_k(Xt, yt, ks, n_folds=args.folds)
     mean = {k: float(np.mean(scores[k])) for k in ks}
     best = max(ks, key=lambda k: (mean[k], -k))  # ties go to the smaller k
     for k in ks:
         say(f"k={k:<3d} cross-validated accuracy {mean[k]:.4f}")
-    clf = tg.neighbors.KNeighborsClassifier(n_neighbors=best).fit(Xt, yt)
+    if args.distributed:
+        clf = tg.neighbors.KNeighborsClassifier(n_neighbors=best, distributed=True)
+        clf.fit(*_distributed.shard(Xtr, ytr, args.rank, args.world))
+    else:
+        clf = tg.neighbors.KNeighborsClassifier(n_neighbors=best).fit(Xt, yt)
 
     def split_accuracy(X, y):
         if not len(y):

@@ -14,6 +14,7 @@ from tensorgrad._kernels import distance as DK
 from tensorgrad._runtime import blas_guard
 from tensorgrad._tensor import Tensor, _wrap
 from tensorgrad.function import no_grad
+from tensorgrad.neighbors import _sharded
 
 __all__ = ["KNeighborsClassifier", "cross_validate_k", "kneighbors"]
 
@@ -97,21 +98,30 @@ class KNeighborsClassifier:
     scikit-learn; X and y may be Tensors or ndarrays. Float32/float64 features keep their
     dtype (queries are converted to the training dtype); other numbers become float64.
     Ties in distance go to the smaller training index, ties in the vote to the smaller label.
+
+    ``distributed=True`` (under ``mpiexec``, after ``tensorgrad.distributed.init()``): each
+    rank fits its own shard, in rank order; ``kneighbors``/``predict`` use rank 0's queries
+    and return on every rank the single-process answer over the concatenated shards, with
+    indices into them (``neighbors/_sharded.py``).
     """
 
-    def __init__(self, n_neighbors=5):
+    def __init__(self, n_neighbors=5, distributed=False):
         if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, numbers.Integral) \
                 or n_neighbors < 1:
             raise ValueError(f"KNeighborsClassifier: n_neighbors must be a positive integer, "
                              f"got {n_neighbors!r}")
         self.n_neighbors = int(n_neighbors)
+        self.distributed = bool(distributed)
         self._X = None
 
     def __repr__(self):
-        return f"KNeighborsClassifier(n_neighbors={self.n_neighbors})"
+        extra = ", distributed=True" if self.distributed else ""
+        return f"KNeighborsClassifier(n_neighbors={self.n_neighbors}{extra})"
 
     def fit(self, X, y):
         """Store the training set (a C-contiguous copy only if X is not one already)."""
+        if self.distributed:
+            return _sharded.fit(self, X, y)
         X = _features(X, "KNeighborsClassifier.fit")
         y = _to_numpy(y)
         if y.ndim != 1 or y.shape[0] != X.shape[0]:
@@ -138,16 +148,20 @@ class KNeighborsClassifier:
 
     def kneighbors(self, X, n_neighbors=None):
         """(distances [N, k], indices [N, k]) of the nearest training samples, as Tensors."""
-        q = self._queries(X, "kneighbors")
-        k = self.n_neighbors if n_neighbors is None else n_neighbors
-        k = _check_k(k, self._X.shape[0], "KNeighborsClassifier.kneighbors")
-        dist, idx = _knn_arrays(q, self._X, k)
+        dist, idx = self._search(X, n_neighbors, "kneighbors")
         return _wrap(dist), _wrap(idx)
+
+    def _search(self, X, k, op):
+        q = _sharded.queries(self, X, op) if self.distributed else self._queries(X, op)
+        k = _check_k(self.n_neighbors if k is None else k, self.n_samples_fit_,
+                     f"KNeighborsClassifier.{op}")
+        if self.distributed:
+            return _sharded.kneighbors(self, q, k)
+        return _knn_arrays(q, self._X, k)
 
     def predict(self, X):
         """The majority label of the k nearest training samples of each row of X."""
-        q = self._queries(X, "predict")
-        _, idx = _knn_arrays(q, self._X, self.n_neighbors)
+        _, idx = self._search(X, None, "predict")
         return _labels_out(self.classes_[_vote(self._y[idx], len(self.classes_))])
 
     def score(self, X, y):
