@@ -20,6 +20,7 @@ PACKAGE = pathlib.Path(tensorgrad.__file__).parent
 EXACT = {"tensorgrad", "tensorgrad.ops"}
 LAYERS = [
     ("tensorgrad._kernels", "tensorgrad._blas", "tensorgrad.random"),   # no tensors yet
+    ("tensorgrad._inplace",),
     ("tensorgrad._tensor", "tensorgrad.factory", "tensorgrad.serialization"),
     ("tensorgrad.function",),
     ("tensorgrad._runtime",),
@@ -40,7 +41,8 @@ LAYERS = [
      "tensorgrad.ops._norm_samples"),
     ("tensorgrad.ops.registry",),
     ("tensorgrad.ops",),
-    ("tensorgrad.graph", "tensorgrad.replay", "tensorgrad.autograd", "tensorgrad.testing"),
+    ("tensorgrad.graph", "tensorgrad._tape", "tensorgrad.replay", "tensorgrad.autograd",
+     "tensorgrad.testing"),
     ("tensorgrad.nn", "tensorgrad.optim", "tensorgrad.data", "tensorgrad.neighbors",
      "tensorgrad.distributed"),
     # the top: the package itself ("tensorgrad", its __init__), the command line and the
