@@ -31,8 +31,9 @@ LAYERS = [
     ("tensorgrad.ops.reduce",),
     ("tensorgrad.ops.activation",),
     ("tensorgrad.ops.blas", "tensorgrad.ops.distance"),
-    ("tensorgrad.ops.linear", "tensorgrad.ops.loss"),
-    ("tensorgrad.ops._references", "tensorgrad.ops._samples", "tensorgrad.ops._shape_samples"),
+    ("tensorgrad.ops.linear", "tensorgrad.ops.loss", "tensorgrad.ops.conv"),
+    ("tensorgrad.ops._references", "tensorgrad.ops._samples", "tensorgrad.ops._shape_samples",
+     "tensorgrad.ops._conv_references", "tensorgrad.ops._conv_samples"),
     ("tensorgrad.ops.registry",),
     ("tensorgrad.ops",),
     ("tensorgrad.graph", "tensorgrad.autograd", "tensorgrad.testing"),     # the engine

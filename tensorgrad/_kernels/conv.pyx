@@ -1,0 +1,477 @@
+"""Convolution and pooling kernels (NCHW): im2col/col2im + BLAS GEMM, and single-pass pooling.
+
+Strategy
+--------
+A 2-D convolution of x [N, C, H, W] with weight [O, C/G, kh, kw] (G groups, stride s,
+padding p, dilation d) is, for each group g, one GEMM
+
+    Y_g [O/G, n·L] = W_g [O/G, K] · col_g [K, n·L],      K = (C/G)·kh·kw,  L = OH·OW
+
+where ``col`` (im2col) holds, in row (c, ki, kj) and column (image i, oh, ow), the input
+pixel x[i, c, oh·s − p + ki·d, ow·s − p + kj·d] (0 outside the image). Three kernels share
+that layout, with the same geometry (the ``x`` side has C channels, the ``y`` side O):
+
+  conv_forward   y  = W · im2col(x)   (+ bias, added in the epilogue that copies Y into y)
+  conv_input     x  = col2im(Wᵀ · y)  (+ bias on x's channels, the planes' initial value):
+                 conv2d's input gradient and conv_transpose2d's forward
+  conv_weight    gW = Σ_tiles y_tile · im2col(x_tile)ᵀ:   conv2d's weight gradient
+
+Memory is bounded: the batch is processed in tiles of ``n`` images such that the ``col``
+workspace holds at most ``ws_elems`` elements (one image at least), and the ``Y`` workspace
+n·O·L; nothing of size N·C·kh·kw·H·W is ever allocated.
+
+Threads: im2col, col2im and the epilogues are OpenMP ``prange`` loops over (image,
+channel) planes, each plane written by one thread in a fixed order, so their results do not
+depend on the thread count; they run serially below TG_PAR_MIN elements. The GEMMs go
+through the BLAS wrappers of blas.pyx (never inside a parallel region); BLAS may split its
+sums by thread count, so conv results may differ in the last bits between thread counts.
+
+Pooling (x [N, C, H, W] seen as N·C planes, a prange over planes):
+  max_pool_forward   y = max over each window (padding is −inf: padded cells never win;
+                     NaN propagates), with the flat argmax index h·W + w of each output
+  max_pool_scatter   gx[idx] += g        (the adjoint of the gather; per plane, in order)
+  max_pool_gather    y = h[idx]
+  avg_pool_forward   y = Σ window / (kh·kw)   (count_include_pad: padded cells count as 0)
+  avg_pool_adjoint   gx = Σ over the windows containing a pixel of g / (kh·kw)
+"""
+import numpy as np
+
+cimport numpy as cnp
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t
+from libc.string cimport memset
+
+from tensorgrad._kernels._openmp cimport TG_PAR_MIN
+from tensorgrad._kernels.blas cimport dgemm, require_blas, sgemm
+
+cnp.import_array()
+
+ctypedef cnp.npy_intp intp
+
+
+cdef struct Geom:
+    intp C, H, W           # the x side: channels and spatial size
+    intp O, OH, OW         # the y side
+    intp kh, kw, sh, sw, ph, pw, dh, dw, groups
+
+
+# ------------------------------------------------------------------------------- GEMM
+cdef inline void _gemm(bint ta, bint tb, intp m, intp n, intp k, floating* a, intp lda,
+                       floating* b, intp ldb, floating beta, floating* c,
+                       intp ldc) noexcept nogil:
+    """Row-major c[m, n] = op(a)[m, k] · op(b)[k, n] + beta·c; op(x) = xᵀ when the flag is
+    set (the stored matrix is then [k, m] / [n, k]); lda/ldb/ldc are row lengths in memory.
+    Computed as the column-major product cᵀ = op(b)ᵀ · op(a)ᵀ."""
+    cdef char fa = b'T' if ta else b'N'
+    cdef char fb = b'T' if tb else b'N'
+    cdef int im = <int>m, in_ = <int>n, ik = <int>k
+    cdef int ilda = <int>lda, ildb = <int>ldb, ildc = <int>ldc
+    cdef float falpha = 1, fbeta
+    cdef double dalpha = 1, dbeta
+    if floating is float:
+        fbeta = beta
+        sgemm(&fb, &fa, &in_, &im, &ik, &falpha, b, &ildb, a, &ilda, &fbeta, c, &ildc)
+    else:
+        dbeta = beta
+        dgemm(&fb, &fa, &in_, &im, &ik, &dalpha, b, &ildb, a, &ilda, &dbeta, c, &ildc)
+
+
+# ------------------------------------------------------------------------ im2col/col2im
+cdef inline void _range(intp OW, intp W, intp sw, intp off, intp* lo, intp* hi) noexcept nogil:
+    """The output columns ow with 0 <= ow·sw + off < W, as [lo, hi)."""
+    cdef intp a = 0, b
+    if off < 0:
+        a = (-off + sw - 1) // sw
+    if W - 1 - off < 0:
+        b = 0
+    else:
+        b = (W - 1 - off) // sw + 1
+    if b > OW:
+        b = OW
+    if a > b:
+        a = b
+    lo[0] = a
+    hi[0] = b
+
+
+cdef void _im2col_plane(const floating* xp, floating* colp, intp ld, const Geom* G) noexcept nogil:
+    """The kh·kw rows of one (image, channel) plane ``xp`` into ``colp`` (row stride ld)."""
+    cdef intp ki, kj, oh, ow, ih, lo, hi, off
+    cdef floating* row
+    cdef const floating* src
+    for ki in range(G.kh):
+        for kj in range(G.kw):
+            row = colp + (ki * G.kw + kj) * ld
+            off = kj * G.dw - G.pw
+            _range(G.OW, G.W, G.sw, off, &lo, &hi)
+            for oh in range(G.OH):
+                ih = oh * G.sh - G.ph + ki * G.dh
+                if ih < 0 or ih >= G.H:
+                    for ow in range(G.OW):
+                        row[ow] = 0
+                else:
+                    src = xp + ih * G.W + off
+                    for ow in range(lo):
+                        row[ow] = 0
+                    if G.sw == 1:
+                        for ow in range(lo, hi):
+                            row[ow] = src[ow]
+                    else:
+                        for ow in range(lo, hi):
+                            row[ow] = src[ow * G.sw]
+                    for ow in range(hi, G.OW):
+                        row[ow] = 0
+                row += G.OW
+
+
+cdef void _col2im_plane(const floating* colp, floating* xp, intp ld, floating init,
+                        const Geom* G) noexcept nogil:
+    """xp = init + the kh·kw rows of ``colp`` summed back onto one plane (fixed order)."""
+    cdef intp ki, kj, oh, ow, ih, lo, hi, off, i
+    cdef const floating* row
+    cdef floating* dst
+    for i in range(G.H * G.W):
+        xp[i] = init
+    for ki in range(G.kh):
+        for kj in range(G.kw):
+            row = colp + (ki * G.kw + kj) * ld
+            off = kj * G.dw - G.pw
+            _range(G.OW, G.W, G.sw, off, &lo, &hi)
+            for oh in range(G.OH):
+                ih = oh * G.sh - G.ph + ki * G.dh
+                if ih >= 0 and ih < G.H:
+                    dst = xp + ih * G.W + off
+                    if G.sw == 1:
+                        for ow in range(lo, hi):
+                            dst[ow] += row[ow]
+                    else:
+                        for ow in range(lo, hi):
+                            dst[ow * G.sw] += row[ow]
+                row += G.OW
+
+
+cdef void _im2col(const floating* x, floating* col, intp nb, const Geom* G) noexcept nogil:
+    """col [C·kh·kw, nb·L] from nb images x [nb, C, H, W]."""
+    cdef intp L = G.OH * G.OW, ld = nb * L, kk = G.kh * G.kw, t, c, i
+    cdef intp ntask = G.C * nb
+    for t in prange(ntask, schedule='static', use_threads_if=ntask > 1
+                    and ntask * kk * L >= TG_PAR_MIN):
+        c = t // nb
+        i = t - c * nb
+        _im2col_plane(x + (i * G.C + c) * G.H * G.W, col + c * kk * ld + i * L, ld, G)
+
+
+cdef void _col2im(const floating* col, floating* x, intp nb, const floating* bias,
+                  const Geom* G) noexcept nogil:
+    """x [nb, C, H, W] = col2im(col [C·kh·kw, nb·L]) (+ bias[c] when bias is not NULL)."""
+    cdef intp L = G.OH * G.OW, ld = nb * L, kk = G.kh * G.kw, t, c, i
+    cdef intp ntask = G.C * nb
+    cdef floating init
+    for t in prange(ntask, schedule='static', use_threads_if=ntask > 1
+                    and ntask * kk * L >= TG_PAR_MIN):
+        c = t // nb
+        i = t - c * nb
+        init = 0
+        if bias != NULL:
+            init = bias[c]
+        _col2im_plane(col + c * kk * ld + i * L, x + (i * G.C + c) * G.H * G.W, ld, init, G)
+
+
+cdef void _y_to_out(const floating* Y, floating* y, intp nb, const floating* bias,
+                    const Geom* G) noexcept nogil:
+    """Epilogue: y[i, o, :] = Y[o, i·L:(i+1)·L] (+ bias[o])."""
+    cdef intp L = G.OH * G.OW, t, o, i, l
+    cdef intp ntask = G.O * nb
+    cdef floating b
+    cdef const floating* src
+    cdef floating* dst
+    for t in prange(ntask, schedule='static', use_threads_if=ntask > 1
+                    and ntask * L >= TG_PAR_MIN):
+        i = t // G.O
+        o = t - i * G.O
+        src = Y + o * nb * L + i * L
+        dst = y + (i * G.O + o) * L
+        b = 0
+        if bias != NULL:
+            b = bias[o]
+        for l in range(L):
+            dst[l] = src[l] + b
+
+
+cdef void _out_to_y(const floating* y, floating* Y, intp nb, const Geom* G) noexcept nogil:
+    """Y[o, i·L:(i+1)·L] = y[i, o, :] (y gathered into GEMM layout)."""
+    cdef intp L = G.OH * G.OW, t, o, i, l
+    cdef intp ntask = G.O * nb
+    cdef const floating* src
+    cdef floating* dst
+    for t in prange(ntask, schedule='static', use_threads_if=ntask > 1
+                    and ntask * L >= TG_PAR_MIN):
+        i = t // G.O
+        o = t - i * G.O
+        src = y + (i * G.O + o) * L
+        dst = Y + o * nb * L + i * L
+        for l in range(L):
+            dst[l] = src[l]
+
+
+# --------------------------------------------------------------------------- drivers
+cdef tuple _shape(Py_ssize_t* s):
+    return (s[0], s[1], s[2], s[3])
+
+
+cdef int _geom(Geom* G, tuple xs, tuple ys, tuple ws, tuple stride, tuple padding,
+               tuple dilation, intp groups) except -1:
+    # The y side may be smaller than conv2d's output size for x (never larger): a
+    # conv_transpose2d with output_padding >= stride has x rows no window of y reaches.
+    G.C, G.H, G.W = xs[1], xs[2], xs[3]
+    G.O, G.OH, G.OW = ys[1], ys[2], ys[3]
+    G.kh, G.kw = ws[2], ws[3]
+    G.sh, G.sw = stride
+    G.ph, G.pw = padding
+    G.dh, G.dw = dilation
+    G.groups = groups
+    if (xs[0] != ys[0] or G.groups < 1 or G.C % G.groups or G.O % G.groups
+            or G.sh < 1 or G.sw < 1 or G.dh < 1 or G.dw < 1 or G.ph < 0 or G.pw < 0
+            or G.OH < 0 or G.OW < 0
+            or G.OH > (G.H + 2 * G.ph - G.dh * (G.kh - 1) - 1) // G.sh + 1
+            or G.OW > (G.W + 2 * G.pw - G.dw * (G.kw - 1) - 1) // G.sw + 1):
+        raise ValueError(f"conv kernels: inconsistent geometry x {xs}, y {ys}, w {ws}, "
+                         f"stride {stride}, padding {padding}, dilation {dilation}, "
+                         f"groups {groups}")
+    return 0
+
+
+def tile_images(intp n, intp C, intp kk, intp L, intp ws_elems):
+    """Images per batch tile: the im2col workspace C·kk·L per image fits ``ws_elems``
+    (at least one image, at most n)."""
+    cdef intp per = max(C * kk * L, 1)
+    cdef intp nb = ws_elems // per
+    return int(max(1, min(n, nb)))
+
+
+def conv_forward(floating[:, :, :, ::1] x, floating[:, :, :, ::1] w, floating[::1] bias,
+                 floating[:, :, :, ::1] y, tuple stride, tuple padding, tuple dilation,
+                 intp groups, intp ws_elems):
+    """y = conv2d(x, w) (+ bias when len(bias) == O; pass an empty array for none)."""
+    cdef Geom G
+    _geom(&G, _shape(x.shape), _shape(y.shape), _shape(w.shape), stride, padding,
+          dilation, groups)
+    cdef intp N = x.shape[0], L = G.OH * G.OW, kk = G.kh * G.kw
+    cdef intp Cg = G.C // G.groups, Og = G.O // G.groups, Kg = Cg * kk
+    if N == 0 or G.O == 0 or L == 0:
+        return
+    cdef const floating* bp = &bias[0] if bias.shape[0] else NULL
+    if Kg == 0:
+        with nogil:
+            memset(&y[0, 0, 0, 0], 0, N * G.O * L * sizeof(floating))
+        if bp != NULL:
+            np.asarray(y)[...] += np.asarray(bias)[:, None, None]
+        return
+    require_blas()
+    cdef intp nb = tile_images(N, G.C, kk, L, ws_elems), n0, cur, g
+    dt = np.float32 if floating is float else np.float64
+    cdef floating[::1] col = np.empty(G.C * kk * nb * L, dt)
+    cdef floating[::1] Y = np.empty(G.O * nb * L, dt)
+    cdef floating* cp = &col[0]
+    cdef floating* Yp = &Y[0]
+    cdef floating* wp = &w[0, 0, 0, 0]
+    with nogil:
+        n0 = 0
+        while n0 < N:
+            cur = min(nb, N - n0)
+            _im2col(&x[n0, 0, 0, 0], cp, cur, &G)
+            for g in range(G.groups):
+                _gemm(False, False, Og, cur * L, Kg, wp + g * Og * Kg, Kg,
+                      cp + g * Kg * cur * L, cur * L, 0, Yp + g * Og * cur * L, cur * L)
+            _y_to_out(Yp, &y[n0, 0, 0, 0], cur, bp, &G)
+            n0 += cur
+
+
+def conv_input(floating[:, :, :, ::1] y, floating[:, :, :, ::1] w, floating[::1] bias,
+               floating[:, :, :, ::1] x, tuple stride, tuple padding, tuple dilation,
+               intp groups, intp ws_elems):
+    """x = col2im(Wᵀ·y) (+ bias on x's channels when len(bias) == C): conv2d's input
+    gradient for the output gradient y, i.e. conv_transpose2d(y, w)."""
+    cdef Geom G
+    _geom(&G, _shape(x.shape), _shape(y.shape), _shape(w.shape), stride, padding,
+          dilation, groups)
+    cdef intp N = x.shape[0], L = G.OH * G.OW, kk = G.kh * G.kw
+    cdef intp Cg = G.C // G.groups, Og = G.O // G.groups, Kg = Cg * kk
+    if N == 0 or G.C == 0 or G.H * G.W == 0:
+        return
+    cdef const floating* bp = &bias[0] if bias.shape[0] else NULL
+    if L == 0 or Og == 0:
+        xa = np.asarray(x)
+        xa[...] = 0
+        if bp != NULL:
+            xa += np.asarray(bias)[:, None, None]
+        return
+    require_blas()
+    cdef intp nb = tile_images(N, G.C, kk, L, ws_elems), n0, cur, g
+    dt = np.float32 if floating is float else np.float64
+    cdef floating[::1] col = np.empty(G.C * kk * nb * L, dt)
+    cdef floating[::1] Y = np.empty(G.O * nb * L, dt)
+    cdef floating* cp = &col[0]
+    cdef floating* Yp = &Y[0]
+    cdef floating* wp = &w[0, 0, 0, 0]
+    with nogil:
+        n0 = 0
+        while n0 < N:
+            cur = min(nb, N - n0)
+            _out_to_y(&y[n0, 0, 0, 0], Yp, cur, &G)
+            for g in range(G.groups):
+                _gemm(True, False, Kg, cur * L, Og, wp + g * Og * Kg, Kg,
+                      Yp + g * Og * cur * L, cur * L, 0, cp + g * Kg * cur * L, cur * L)
+            _col2im(cp, &x[n0, 0, 0, 0], cur, bp, &G)
+            n0 += cur
+
+
+def conv_weight(floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
+                floating[:, :, :, ::1] gw, tuple stride, tuple padding, tuple dilation,
+                intp groups, intp ws_elems):
+    """gw = Σ_images y · im2col(x)ᵀ, group by group: conv2d's weight gradient for the output
+    gradient y."""
+    cdef Geom G
+    _geom(&G, _shape(x.shape), _shape(y.shape), _shape(gw.shape), stride, padding,
+          dilation, groups)
+    cdef intp N = x.shape[0], L = G.OH * G.OW, kk = G.kh * G.kw
+    cdef intp Cg = G.C // G.groups, Og = G.O // G.groups, Kg = Cg * kk
+    if G.O == 0 or Kg == 0:
+        return
+    if N == 0 or L == 0:
+        np.asarray(gw)[...] = 0
+        return
+    require_blas()
+    cdef intp nb = tile_images(N, G.C, kk, L, ws_elems), n0, cur, g
+    dt = np.float32 if floating is float else np.float64
+    cdef floating[::1] col = np.empty(G.C * kk * nb * L, dt)
+    cdef floating[::1] Y = np.empty(G.O * nb * L, dt)
+    cdef floating* cp = &col[0]
+    cdef floating* Yp = &Y[0]
+    cdef floating* gp = &gw[0, 0, 0, 0]
+    cdef floating beta
+    with nogil:
+        n0 = 0
+        while n0 < N:
+            cur = min(nb, N - n0)
+            beta = 0 if n0 == 0 else 1
+            _im2col(&x[n0, 0, 0, 0], cp, cur, &G)
+            _out_to_y(&y[n0, 0, 0, 0], Yp, cur, &G)
+            for g in range(G.groups):
+                _gemm(False, True, Og, Kg, cur * L, Yp + g * Og * cur * L, cur * L,
+                      cp + g * Kg * cur * L, cur * L, beta, gp + g * Og * Kg, Kg)
+            n0 += cur
+
+
+def channel_sum(floating[:, :, ::1] g, floating[::1] out):
+    """out[c] = Σ_{n, l} g[n, c, l], summed in double in a fixed order (bias gradients)."""
+    cdef intp N = g.shape[0], C = g.shape[1], L = g.shape[2], c, n, l
+    cdef double s
+    with nogil:
+        for c in prange(C, schedule='static', use_threads_if=C > 1 and N * C * L >= TG_PAR_MIN):
+            s = 0
+            for n in range(N):
+                for l in range(L):
+                    s = s + g[n, c, l]
+            out[c] = <floating>s
+
+
+# --------------------------------------------------------------------------- pooling
+cdef inline bint _par(intp planes, intp work) noexcept nogil:
+    return planes > 1 and work >= TG_PAR_MIN
+
+
+def max_pool_forward(floating[:, ::1] x, floating[:, ::1] y, int64_t[:, ::1] idx,
+                     intp H, intp W, intp OH, intp OW, intp kh, intp kw, intp sh, intp sw,
+                     intp ph, intp pw):
+    """y = max over each window of x (planes [P, H·W] → [P, OH·OW]), idx = flat argmax
+    h·W + w (the first on ties; NaN wins)."""
+    cdef intp P = x.shape[0], p, oh, ow, h, w, h0, w0, h1, w1, best
+    cdef floating m, v
+    with nogil:
+        for p in prange(P, schedule='static', use_threads_if=_par(P, P * OH * OW * kh * kw)):
+            for oh in range(OH):
+                h0 = oh * sh - ph
+                h1 = min(h0 + kh, H)
+                h0 = max(h0, 0)
+                for ow in range(OW):
+                    w0 = ow * sw - pw
+                    w1 = min(w0 + kw, W)
+                    w0 = max(w0, 0)
+                    best = h0 * W + w0
+                    m = x[p, best]
+                    for h in range(h0, h1):
+                        for w in range(w0, w1):
+                            v = x[p, h * W + w]
+                            if v > m or (v != v and m == m):
+                                m = v
+                                best = h * W + w
+                    y[p, oh * OW + ow] = m
+                    idx[p, oh * OW + ow] = best
+
+
+def max_pool_scatter(floating[:, ::1] g, int64_t[:, ::1] idx, floating[:, ::1] gx):
+    """gx = 0, then gx[p, idx[p, j]] += g[p, j] for every output j, in order."""
+    cdef intp P = g.shape[0], J = g.shape[1], HW = gx.shape[1], p, j, i
+    with nogil:
+        for p in prange(P, schedule='static', use_threads_if=_par(P, P * (J + HW))):
+            for i in range(HW):
+                gx[p, i] = 0
+            for j in range(J):
+                gx[p, idx[p, j]] += g[p, j]
+
+
+def max_pool_gather(floating[:, ::1] h, int64_t[:, ::1] idx, floating[:, ::1] y):
+    """y[p, j] = h[p, idx[p, j]]."""
+    cdef intp P = idx.shape[0], J = idx.shape[1], p, j
+    with nogil:
+        for p in prange(P, schedule='static', use_threads_if=_par(P, P * J)):
+            for j in range(J):
+                y[p, j] = h[p, idx[p, j]]
+
+
+def avg_pool_forward(floating[:, ::1] x, floating[:, ::1] y, intp H, intp W, intp OH,
+                     intp OW, intp kh, intp kw, intp sh, intp sw, intp ph, intp pw):
+    """y = Σ window / (kh·kw), padded cells counting as 0 (count_include_pad)."""
+    cdef intp P = x.shape[0], p, oh, ow, h, w, h0, w0, h1, w1
+    cdef double s, inv = 1.0 / (kh * kw)
+    with nogil:
+        for p in prange(P, schedule='static', use_threads_if=_par(P, P * OH * OW * kh * kw)):
+            for oh in range(OH):
+                h0 = oh * sh - ph
+                h1 = min(h0 + kh, H)
+                h0 = max(h0, 0)
+                for ow in range(OW):
+                    w0 = ow * sw - pw
+                    w1 = min(w0 + kw, W)
+                    w0 = max(w0, 0)
+                    s = 0
+                    for h in range(h0, h1):
+                        for w in range(w0, w1):
+                            s = s + x[p, h * W + w]
+                    y[p, oh * OW + ow] = <floating>(s * inv)
+
+
+def avg_pool_adjoint(floating[:, ::1] g, floating[:, ::1] gx, intp H, intp W, intp OH,
+                     intp OW, intp kh, intp kw, intp sh, intp sw, intp ph, intp pw):
+    """gx = 0, then every window's cells get g / (kh·kw) added (the adjoint of the forward)."""
+    cdef intp P = g.shape[0], p, oh, ow, h, w, h0, w0, h1, w1
+    cdef floating v
+    cdef double inv = 1.0 / (kh * kw)
+    with nogil:
+        for p in prange(P, schedule='static', use_threads_if=_par(P, P * OH * OW * kh * kw)):
+            for h in range(H * W):
+                gx[p, h] = 0
+            for oh in range(OH):
+                h0 = oh * sh - ph
+                h1 = min(h0 + kh, H)
+                h0 = max(h0, 0)
+                for ow in range(OW):
+                    w0 = ow * sw - pw
+                    w1 = min(w0 + kw, W)
+                    w0 = max(w0, 0)
+                    v = <floating>(g[p, oh * OW + ow] * inv)
+                    for h in range(h0, h1):
+                        for w in range(w0, w1):
+                            gx[p, h * W + w] += v
