@@ -153,10 +153,26 @@ def test_batch_tiles_give_the_same_result(monkeypatch):
         return [y.numpy().copy()] + [g.numpy() for g in tg.grad([(y * y).sum()], [x, w])]
 
     whole = run()
-    monkeypatch.setattr(conv_ops, "WORKSPACE", 3 * 9 * 36)
-    assert conv_ops.CK.tile_images(5, 3, 9, 36, conv_ops.WORKSPACE) == 1
+    assert conv_ops.CK.tile_images(5, 3, 9, 36, conv_ops.WORKSPACE // 8) == 5
+    monkeypatch.setattr(conv_ops, "WORKSPACE", 3 * 9 * 36 * 8)         # bytes of float64
+    assert conv_ops.CK.tile_images(5, 3, 9, 36, conv_ops.WORKSPACE // 8) == 1
     for a, b in zip(run(), whole):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_large_images_match_torch(groups):
+    # 17×16 outputs: at least DIRECT_L pixels per image, so conv_forward and conv_input run
+    # one GEMM per image in place (the small samples above take the batch-tile path)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 4, 17, 16))
+    w = rng.standard_normal((6, 4 // groups, 3, 3))
+    b = rng.standard_normal(6)
+    _compare(F.conv2d, TF.conv2d, [x, w, b], {"padding": 1, "groups": groups},
+             *TOL[np.float64], rng)
+    wt = rng.standard_normal((4, 6 // groups, 3, 3))
+    _compare(F.conv_transpose2d, TF.conv_transpose2d, [x, wt, b],
+             {"padding": 1, "groups": groups}, *TOL[np.float64], rng)
 
 
 def test_workspace_is_bounded():

@@ -34,13 +34,15 @@ Pooling (x [N, C, H, W] seen as N·C planes, a prange over planes):
   avg_pool_forward   y = Σ window / (kh·kw)   (count_include_pad: padded cells count as 0)
   avg_pool_adjoint   gx = Σ over the windows containing a pixel of g / (kh·kw)
 """
+import threading
+
 import numpy as np
 
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from tensorgrad._kernels._openmp cimport TG_PAR_MIN
 from tensorgrad._kernels.blas cimport dgemm, require_blas, sgemm
@@ -49,11 +51,18 @@ cnp.import_array()
 
 ctypedef cnp.npy_intp intp
 
+cdef enum:
+    # At this many output pixels per image and above, conv_forward and conv_input run one
+    # GEMM per image on y in place (no copy between y and the GEMM layout); below, one GEMM
+    # per batch tile on a copy (many tiny GEMMs would waste more than the copy).
+    DIRECT_L = 256
+
 
 cdef struct Geom:
     intp C, H, W           # the x side: channels and spatial size
     intp O, OH, OW         # the y side
     intp kh, kw, sh, sw, ph, pw, dh, dw, groups
+    bint flat              # stride 1 and OW == W: each im2col row is a shifted copy of x
 
 
 # ------------------------------------------------------------------------------- GEMM
@@ -95,11 +104,60 @@ cdef inline void _range(intp OW, intp W, intp sw, intp off, intp* lo, intp* hi) 
     hi[0] = b
 
 
+cdef inline bint _flat_rows(const Geom* G, intp ki, intp kj, intp* dr, intp* dc, intp* a,
+                            intp* b) noexcept nogil:
+    """For a ``flat`` geometry: kernel offset (ki, kj) reads x at the flat position
+    p + dr·W + dc for output position p; [a, b) is the range of p whose row is inside x,
+    clipped so that the source stays inside the plane (the clipped p are wrapped columns).
+    False when no output row reads x."""
+    cdef intp W = G.W, lo, hi, s
+    dr[0] = ki * G.dh - G.ph
+    dc[0] = kj * G.dw - G.pw
+    lo = max(0, -dr[0])
+    hi = min(G.OH, G.H - dr[0])
+    if hi <= lo:
+        return False
+    a[0] = lo * W
+    b[0] = hi * W
+    s = a[0] + dr[0] * W + dc[0]
+    if s < 0:
+        a[0] -= s
+    s = b[0] + dr[0] * W + dc[0] - G.H * W
+    if s > 0:
+        b[0] -= s
+    return True
+
+
+cdef inline void _zero_wrapped(floating* row, intp dr, intp dc, const Geom* G) noexcept nogil:
+    """Zero the columns of the valid output rows that a flat copy wrapped around."""
+    cdef intp W = G.W, oh, j, lo = max(0, -dr), hi = min(G.OH, G.H - dr)
+    if dc < 0:
+        for oh in range(lo, hi):
+            for j in range(-dc):
+                row[oh * W + j] = 0
+    elif dc > 0:
+        for oh in range(lo, hi):
+            for j in range(W - dc, W):
+                row[oh * W + j] = 0
+
+
 cdef void _im2col_plane(const floating* xp, floating* colp, intp ld, const Geom* G) noexcept nogil:
     """The kh·kw rows of one (image, channel) plane ``xp`` into ``colp`` (row stride ld)."""
-    cdef intp ki, kj, oh, ow, ih, lo, hi, off
+    cdef intp ki, kj, oh, ow, ih, lo, hi, off, dr, dc, a, b, p, L = G.OH * G.OW
     cdef floating* row
     cdef const floating* src
+    if G.flat:
+        for ki in range(G.kh):
+            for kj in range(G.kw):
+                row = colp + (ki * G.kw + kj) * ld
+                if not _flat_rows(G, ki, kj, &dr, &dc, &a, &b):
+                    memset(row, 0, L * sizeof(floating))
+                    continue
+                memset(row, 0, a * sizeof(floating))
+                memcpy(row + a, xp + a + dr * G.W + dc, (b - a) * sizeof(floating))
+                memset(row + b, 0, (L - b) * sizeof(floating))
+                _zero_wrapped(row, dr, dc, G)
+        return
     for ki in range(G.kh):
         for kj in range(G.kw):
             row = colp + (ki * G.kw + kj) * ld
@@ -127,12 +185,24 @@ cdef void _im2col_plane(const floating* xp, floating* colp, intp ld, const Geom*
 
 cdef void _col2im_plane(const floating* colp, floating* xp, intp ld, floating init,
                         const Geom* G) noexcept nogil:
-    """xp = init + the kh·kw rows of ``colp`` summed back onto one plane (fixed order)."""
-    cdef intp ki, kj, oh, ow, ih, lo, hi, off, i
+    """xp = init + the kh·kw rows of ``colp`` summed back onto one plane (fixed order).
+    For a flat geometry the rows' wrapped columns are zeroed in ``colp`` first."""
+    cdef intp ki, kj, oh, ow, ih, lo, hi, off, i, dr, dc, a, b, p
     cdef const floating* row
     cdef floating* dst
     for i in range(G.H * G.W):
         xp[i] = init
+    if G.flat:
+        for ki in range(G.kh):
+            for kj in range(G.kw):
+                row = colp + (ki * G.kw + kj) * ld
+                if not _flat_rows(G, ki, kj, &dr, &dc, &a, &b):
+                    continue
+                _zero_wrapped(<floating*>row, dr, dc, G)     # col is our workspace
+                dst = xp + dr * G.W + dc
+                for p in range(a, b):
+                    dst[p] += row[p]
+        return
     for ki in range(G.kh):
         for kj in range(G.kw):
             row = colp + (ki * G.kw + kj) * ld
@@ -231,6 +301,7 @@ cdef int _geom(Geom* G, tuple xs, tuple ys, tuple ws, tuple stride, tuple paddin
     G.ph, G.pw = padding
     G.dh, G.dw = dilation
     G.groups = groups
+    G.flat = G.sh == 1 and G.sw == 1 and G.OW == G.W
     if (xs[0] != ys[0] or G.groups < 1 or G.C % G.groups or G.O % G.groups
             or G.sh < 1 or G.sw < 1 or G.dh < 1 or G.dw < 1 or G.ph < 0 or G.pw < 0
             or G.OH < 0 or G.OW < 0
@@ -242,12 +313,35 @@ cdef int _geom(Geom* G, tuple xs, tuple ys, tuple ws, tuple stride, tuple paddin
     return 0
 
 
-def tile_images(intp n, intp C, intp kk, intp L, intp ws_elems):
-    """Images per batch tile: the im2col workspace C·kk·L per image fits ``ws_elems``
-    (at least one image, at most n)."""
-    cdef intp per = max(C * kk * L, 1)
+def tile_images(intp n, intp C, intp kk, intp L, intp ws_elems, intp O=0):
+    """Images per batch tile: the im2col workspace C·kk·L per image (and the GEMM output
+    O·L per image) fits ``ws_elems`` (at least one image, at most n)."""
+    cdef intp per = max(C * kk * L, O * L, 1)
     cdef intp nb = ws_elems // per
     return int(max(1, min(n, nb)))
+
+
+_local = threading.local()
+
+
+cdef object _workspace(object dt, intp col_elems, intp y_elems):
+    """(col, Y) buffers of this thread, reused across calls: fresh multi-MB arrays would be
+    page-faulted in on every call. Bounded by the largest tile seen."""
+    cdef tuple key = (np.dtype(dt).char,)
+    bufs = getattr(_local, "bufs", None)
+    if bufs is None:
+        bufs = _local.bufs = {}
+    cur = bufs.get(key)
+    if cur is None or cur[0].shape[0] < col_elems or cur[1].shape[0] < y_elems:
+        n0 = col_elems if cur is None else max(col_elems, cur[0].shape[0])
+        n1 = y_elems if cur is None else max(y_elems, cur[1].shape[0])
+        cur = bufs[key] = (np.empty(max(n0, 1), dt), np.empty(max(n1, 1), dt))
+    return cur
+
+
+def release_workspace():
+    """Free this thread's cached im2col/GEMM workspace."""
+    _local.bufs = {}
 
 
 def conv_forward(floating[:, :, :, ::1] x, floating[:, :, :, ::1] w, floating[::1] bias,
@@ -269,22 +363,40 @@ def conv_forward(floating[:, :, :, ::1] x, floating[:, :, :, ::1] w, floating[::
             np.asarray(y)[...] += np.asarray(bias)[:, None, None]
         return
     require_blas()
-    cdef intp nb = tile_images(N, G.C, kk, L, ws_elems), n0, cur, g
-    dt = np.float32 if floating is float else np.float64
-    cdef floating[::1] col = np.empty(G.C * kk * nb * L, dt)
-    cdef floating[::1] Y = np.empty(G.O * nb * L, dt)
+    cdef intp nb = tile_images(N, G.C, kk, L, ws_elems, G.O), n0, cur, g
+    ws = _workspace(np.float32 if floating is float else np.float64, G.C * kk * nb * L,
+                    G.O * nb * L)
+    cdef floating[::1] col = ws[0]
+    cdef floating[::1] Y = ws[1]
     cdef floating* cp = &col[0]
     cdef floating* Yp = &Y[0]
     cdef floating* wp = &w[0, 0, 0, 0]
+    cdef bint direct = L >= DIRECT_L
+    cdef intp i, o, l
+    cdef floating* yi
+    cdef floating beta = 1 if bp != NULL else 0
     with nogil:
         n0 = 0
         while n0 < N:
             cur = min(nb, N - n0)
             _im2col(&x[n0, 0, 0, 0], cp, cur, &G)
-            for g in range(G.groups):
-                _gemm(False, False, Og, cur * L, Kg, wp + g * Og * Kg, Kg,
-                      cp + g * Kg * cur * L, cur * L, 0, Yp + g * Og * cur * L, cur * L)
-            _y_to_out(Yp, &y[n0, 0, 0, 0], cur, bp, &G)
+            if direct:
+                # one GEMM per image straight into y (bias as the initial value of C, set
+                # while that image's output is about to be read by the GEMM anyway)
+                for i in range(cur):
+                    yi = &y[n0 + i, 0, 0, 0]
+                    if bp != NULL:
+                        for o in range(G.O):
+                            for l in range(L):
+                                yi[o * L + l] = bp[o]
+                    for g in range(G.groups):
+                        _gemm(False, False, Og, L, Kg, wp + g * Og * Kg, Kg,
+                              cp + g * Kg * cur * L + i * L, cur * L, beta, yi + g * Og * L, L)
+            else:
+                for g in range(G.groups):
+                    _gemm(False, False, Og, cur * L, Kg, wp + g * Og * Kg, Kg,
+                          cp + g * Kg * cur * L, cur * L, 0, Yp + g * Og * cur * L, cur * L)
+                _y_to_out(Yp, &y[n0, 0, 0, 0], cur, bp, &G)
             n0 += cur
 
 
@@ -308,21 +420,31 @@ def conv_input(floating[:, :, :, ::1] y, floating[:, :, :, ::1] w, floating[::1]
             xa += np.asarray(bias)[:, None, None]
         return
     require_blas()
-    cdef intp nb = tile_images(N, G.C, kk, L, ws_elems), n0, cur, g
-    dt = np.float32 if floating is float else np.float64
-    cdef floating[::1] col = np.empty(G.C * kk * nb * L, dt)
-    cdef floating[::1] Y = np.empty(G.O * nb * L, dt)
+    cdef intp nb = tile_images(N, G.C, kk, L, ws_elems, G.O), n0, cur, g
+    ws = _workspace(np.float32 if floating is float else np.float64, G.C * kk * nb * L,
+                    G.O * nb * L)
+    cdef floating[::1] col = ws[0]
+    cdef floating[::1] Y = ws[1]
     cdef floating* cp = &col[0]
     cdef floating* Yp = &Y[0]
     cdef floating* wp = &w[0, 0, 0, 0]
+    cdef bint direct = L >= DIRECT_L
+    cdef intp i
     with nogil:
         n0 = 0
         while n0 < N:
             cur = min(nb, N - n0)
-            _out_to_y(&y[n0, 0, 0, 0], Yp, cur, &G)
-            for g in range(G.groups):
-                _gemm(True, False, Kg, cur * L, Og, wp + g * Og * Kg, Kg,
-                      Yp + g * Og * cur * L, cur * L, 0, cp + g * Kg * cur * L, cur * L)
+            if direct:          # one GEMM per image, reading y in place
+                for i in range(cur):
+                    for g in range(G.groups):
+                        _gemm(True, False, Kg, L, Og, wp + g * Og * Kg, Kg,
+                              &y[n0 + i, g * Og, 0, 0], L, 0,
+                              cp + g * Kg * cur * L + i * L, cur * L)
+            else:
+                _out_to_y(&y[n0, 0, 0, 0], Yp, cur, &G)
+                for g in range(G.groups):
+                    _gemm(True, False, Kg, cur * L, Og, wp + g * Og * Kg, Kg,
+                          Yp + g * Og * cur * L, cur * L, 0, cp + g * Kg * cur * L, cur * L)
             _col2im(cp, &x[n0, 0, 0, 0], cur, bp, &G)
             n0 += cur
 
@@ -343,10 +465,11 @@ def conv_weight(floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
         np.asarray(gw)[...] = 0
         return
     require_blas()
-    cdef intp nb = tile_images(N, G.C, kk, L, ws_elems), n0, cur, g
-    dt = np.float32 if floating is float else np.float64
-    cdef floating[::1] col = np.empty(G.C * kk * nb * L, dt)
-    cdef floating[::1] Y = np.empty(G.O * nb * L, dt)
+    cdef intp nb = tile_images(N, G.C, kk, L, ws_elems, G.O), n0, cur, g
+    ws = _workspace(np.float32 if floating is float else np.float64, G.C * kk * nb * L,
+                    G.O * nb * L)
+    cdef floating[::1] col = ws[0]
+    cdef floating[::1] Y = ws[1]
     cdef floating* cp = &col[0]
     cdef floating* Yp = &Y[0]
     cdef floating* gp = &gw[0, 0, 0, 0]
@@ -365,16 +488,26 @@ def conv_weight(floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
 
 
 def channel_sum(floating[:, :, ::1] g, floating[::1] out):
-    """out[c] = Σ_{n, l} g[n, c, l], summed in double in a fixed order (bias gradients)."""
-    cdef intp N = g.shape[0], C = g.shape[1], L = g.shape[2], c, n, l
+    """out[c] = Σ_{n, l} g[n, c, l], summed in double in a fixed order (bias gradients):
+    eight interleaved partial sums per (n, c) row, combined in a fixed tree."""
+    cdef intp N = g.shape[0], C = g.shape[1], L = g.shape[2], c, n, l, j, L8 = L - L % 8
     cdef double s
+    cdef double acc[8]
+    cdef const floating* row
     with nogil:
         for c in prange(C, schedule='static', use_threads_if=C > 1 and N * C * L >= TG_PAR_MIN):
+            for j in range(8):
+                acc[j] = 0
             s = 0
             for n in range(N):
-                for l in range(L):
-                    s = s + g[n, c, l]
-            out[c] = <floating>s
+                row = &g[n, c, 0] if L else NULL
+                for l in range(0, L8, 8):
+                    for j in range(8):
+                        acc[j] += row[l + j]
+                for l in range(L8, L):
+                    s = s + row[l]
+            out[c] = <floating>(s + (((acc[0] + acc[4]) + (acc[2] + acc[6]))
+                                     + ((acc[1] + acc[5]) + (acc[3] + acc[7]))))
 
 
 # --------------------------------------------------------------------------- pooling

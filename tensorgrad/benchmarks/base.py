@@ -37,6 +37,8 @@ class Workload:
                   the second call checks state carried over, e.g. momentum buffers)
     requires      tensorgrad attributes needed (``"nn.functional.cross_entropy"``); if one
                   is missing the row is skipped with that reason
+    flops         ``flops(params) -> float``: floating-point operations per call; the report
+                  then gives each engine's GFLOP/s against the machine's sgemm peak
     """
     name: str
     group: str
@@ -54,6 +56,7 @@ class Workload:
     memory: bool = False
     check_calls: int = 1
     requires: tuple = ()
+    flops: Callable | None = None
 
     def sizes(self, quick):
         return dict(self.quick if quick else self.params)

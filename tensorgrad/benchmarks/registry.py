@@ -1,14 +1,15 @@
 """The single registry of workloads shared by ``python -m tensorgrad bench`` and ``bench/``."""
 import fnmatch
 
-from tensorgrad.benchmarks import wl_core, wl_distance, wl_train
+from tensorgrad.benchmarks import wl_conv, wl_core, wl_distance, wl_train
 from tensorgrad.benchmarks.base import ENGINE_LABELS, ENGINES, Skip, Workload, compare
 
 __all__ = ["ENGINES", "ENGINE_LABELS", "WORKLOADS", "Skip", "Workload", "cases", "compare",
            "get_workload", "select"]
 
 # name -> Workload, in the order the tables list them
-WORKLOADS = {w.name: w for w in wl_core.WORKLOADS + wl_train.WORKLOADS + wl_distance.WORKLOADS}
+WORKLOADS = {w.name: w for w in wl_core.WORKLOADS + wl_train.WORKLOADS + wl_distance.WORKLOADS
+             + wl_conv.WORKLOADS}
 
 
 def get_workload(name):

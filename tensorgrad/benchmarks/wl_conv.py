@@ -1,0 +1,94 @@
+"""Convolution workloads (issue 13): conv2d forward + backward (input, weight and bias
+gradients) on the three layer shapes of a small CIFAR-style CNN, padding 1, and max_pool2d
+forward + backward. tensorgrad and PyTorch run the very same code (``autograd_engine``:
+``lib.nn.functional.conv2d`` exists in both); each conv row also reports GFLOP/s against the
+machine's sgemm peak (a conv2d forward is 2·N·O·OH·OW·(C/groups)·kh·kw FLOP, and its backward
+twice that: the input and the weight gradient).
+"""
+import numpy as np
+
+from tensorgrad.benchmarks.base import Workload, autograd_engine
+
+
+def _out(p, axis):
+    return p[axis] + 2 * p["pad"] - p["k"] + 1          # stride 1
+
+
+def _conv_data(p, rng):
+    x = rng.standard_normal((p["n"], p["c"], p["h"], p["h"]), dtype=np.float32)
+    fan_in = p["c"] * p["k"] * p["k"]
+    w = (rng.standard_normal((p["o"], p["c"], p["k"], p["k"])) / np.sqrt(fan_in))
+    b = 0.1 * rng.standard_normal(p["o"])
+    oh = _out(p, "h")
+    g = rng.standard_normal((p["n"], p["o"], oh, oh), dtype=np.float32)
+    return {"x": x, "w": w.astype(np.float32), "b": b.astype(np.float32), "g": g}
+
+
+def _ag_conv(engine):
+    def make(d, p):
+        lib = autograd_engine(engine)
+        x, w, b = (lib.from_numpy(d[k]).requires_grad_() for k in ("x", "w", "b"))
+        g = lib.from_numpy(d["g"])
+        conv2d = lib.nn.functional.conv2d
+
+        def run():
+            x.grad = w.grad = b.grad = None
+            y = conv2d(x, w, b, padding=p["pad"])
+            y.backward(g)
+            return {"y": y.detach().numpy(), "gx": x.grad.numpy(), "gw": w.grad.numpy(),
+                    "gb": b.grad.numpy()}
+        return run
+    return make
+
+
+def _conv_flops(p):
+    oh = _out(p, "h")
+    return 3 * 2.0 * p["n"] * p["o"] * oh * oh * p["c"] * p["k"] * p["k"]
+
+
+def _conv_size(p):
+    return f"({p['n']},{p['c']},{p['h']},{p['h']})∗({p['o']},{p['c']},{p['k']},{p['k']})"
+
+
+def _pool_data(p, rng):
+    shape = (p["n"], p["c"], p["h"], p["h"])
+    x = rng.standard_normal(shape, dtype=np.float32)
+    g = rng.standard_normal(shape[:2] + (p["h"] // 2, p["h"] // 2), dtype=np.float32)
+    return {"x": x, "g": g}
+
+
+def _ag_pool(engine):
+    def make(d, p):
+        lib = autograd_engine(engine)
+        x = lib.from_numpy(d["x"]).requires_grad_()
+        g = lib.from_numpy(d["g"])
+        pool = lib.nn.functional.max_pool2d
+
+        def run():
+            x.grad = None
+            y = pool(x, 2)
+            y.backward(g)
+            return {"y": y.detach().numpy(), "gx": x.grad.numpy()}
+        return run
+    return make
+
+
+def _conv(name, n, c, h, o, quick_n):
+    impls = {"tensorgrad": _ag_conv("tensorgrad"), "torch": _ag_conv("torch")}
+    params = {"n": n, "c": c, "h": h, "o": o, "k": 3, "pad": 1}
+    return Workload(name, "conv", "y = conv2d(x, W, b, padding=1), forward + backward "
+                    "(gx, gW, gb)", params, {**params, "n": quick_n}, _conv_data, impls,
+                    _conv_size, rtol=1e-3, atol=1e-4, flops=_conv_flops,
+                    requires=("nn.functional.conv2d",))
+
+
+WORKLOADS = [
+    _conv("conv2d_3x32x32", 64, 3, 32, 32, 16),
+    _conv("conv2d_32x16x16", 64, 32, 16, 64, 16),
+    _conv("conv2d_64x8x8", 64, 64, 8, 128, 16),
+    Workload("max_pool2d_32x32x32", "conv", "y = max_pool2d(x, 2), forward + backward",
+             {"n": 64, "c": 32, "h": 32}, {"n": 16, "c": 32, "h": 32}, _pool_data,
+             {"tensorgrad": _ag_pool("tensorgrad"), "torch": _ag_pool("torch")},
+             lambda p: f"({p['n']},{p['c']},{p['h']},{p['h']})", rtol=0.0, atol=0.0,
+             requires=("nn.functional.max_pool2d",)),
+]
