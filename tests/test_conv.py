@@ -204,3 +204,48 @@ def test_max_pool_propagates_nan_and_ignores_padding():
 def test_errors_name_the_op_and_shapes(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call()
+
+
+# ------------------------------------------------------------------------------------ modules
+def test_conv_modules_match_torch_with_the_same_parameters():
+    rng = np.random.default_rng(8)
+    ours = tg.nn.Sequential(tg.nn.Conv2d(3, 6, 3, padding=1, dtype="float64"),
+                            tg.nn.MaxPool2d(2),
+                            tg.nn.ConvTranspose2d(6, 4, (2, 3), stride=2, padding=(0, 1),
+                                                  output_padding=1, dtype="float64"),
+                            tg.nn.AvgPool2d(3, 1, 1),
+                            tg.nn.Conv2d(4, 4, 3, groups=2, dilation=2, bias=False,
+                                         dtype="float64"))
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, padding=1),
+                                 torch.nn.MaxPool2d(2),
+                                 torch.nn.ConvTranspose2d(6, 4, (2, 3), stride=2,
+                                                          padding=(0, 1), output_padding=1),
+                                 torch.nn.AvgPool2d(3, 1, 1),
+                                 torch.nn.Conv2d(4, 4, 3, groups=2, dilation=2, bias=False)
+                                 ).double()
+    sd = ours.state_dict()
+    assert set(sd) == set(theirs.state_dict())
+    for k, v in theirs.state_dict().items():
+        assert tuple(sd[k].shape) == tuple(v.shape), k
+    theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in sd.items()})
+    x = rng.standard_normal((2, 3, 8, 9))
+    y = ours(tg.from_numpy(x))
+    np.testing.assert_allclose(y.numpy(), theirs(torch.tensor(x)).detach().numpy(),
+                               rtol=1e-10, atol=1e-10)
+
+
+def test_conv_init_follows_torch_bounds():
+    tg.manual_seed(0)
+    conv = tg.nn.Conv2d(8, 16, 3, groups=2)
+    fan_in = 4 * 9
+    bound = 1 / np.sqrt(fan_in)            # kaiming_uniform_(a=√5) gives U(±1/√fan_in)
+    w = conv.weight.numpy()
+    assert w.dtype == np.float32 and w.shape == (16, 4, 3, 3)
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.9 * bound
+    assert np.abs(conv.bias.numpy()).max() <= bound
+    convt = tg.nn.ConvTranspose2d(6, 4, 2)
+    assert convt.weight.shape == (6, 4, 2, 2)
+    assert np.abs(convt.weight.numpy()).max() <= 1 / np.sqrt(4 * 4)
+    assert conv.double().weight.numpy().dtype == np.float64
+    with pytest.raises(ValueError, match="Conv2d: .*divisible by groups"):
+        tg.nn.Conv2d(3, 4, 3, groups=2)

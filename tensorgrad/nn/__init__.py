@@ -5,6 +5,7 @@
     >>> loss = tg.nn.functional.cross_entropy(model(x), y)
 """
 from tensorgrad.nn import functional, init
+from tensorgrad.nn.conv import AvgPool2d, Conv2d, ConvTranspose2d, MaxPool2d
 from tensorgrad.nn.module import Module, Parameter
 from tensorgrad.nn.modules import (
     CrossEntropyLoss,
@@ -22,6 +23,26 @@ from tensorgrad.nn.modules import (
     Tanh,
 )
 
-__all__ = ["CrossEntropyLoss", "Flatten", "Identity", "Linear", "LogSoftmax", "MSELoss",
-           "Module", "ModuleList", "MultiClassHingeLoss", "Parameter", "ReLU", "Sequential",
-           "Sigmoid", "Softmax", "Tanh", "functional", "init"]
+__all__ = [
+    "AvgPool2d",
+    "Conv2d",
+    "ConvTranspose2d",
+    "CrossEntropyLoss",
+    "Flatten",
+    "Identity",
+    "Linear",
+    "LogSoftmax",
+    "MSELoss",
+    "MaxPool2d",
+    "Module",
+    "ModuleList",
+    "MultiClassHingeLoss",
+    "Parameter",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "functional",
+    "init",
+]
