@@ -40,7 +40,7 @@ import numpy as np
 
 cimport numpy as cnp
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 
@@ -56,6 +56,9 @@ cdef enum:
     # GEMM per image on y in place (no copy between y and the GEMM layout); below, one GEMM
     # per batch tile on a copy (many tiny GEMMs would waste more than the copy).
     DIRECT_L = 256
+    # conv_weight sums its batch tiles in this many fixed chunks (at most): enough for the
+    # chunks to spread over the threads, few enough for the partial sums to stay small.
+    WEIGHT_CHUNKS = 8
 
 
 cdef struct Geom:
@@ -221,11 +224,11 @@ cdef void _col2im_plane(const floating* colp, floating* xp, intp ld, floating in
                 row += G.OW
 
 
-cdef void _im2col(const floating* x, floating* col, intp nb, const Geom* G) noexcept nogil:
+cdef void _im2col(const floating* x, floating* col, intp nb, const Geom* G, bint par) noexcept nogil:
     """col [C·kh·kw, nb·L] from nb images x [nb, C, H, W]."""
     cdef intp L = G.OH * G.OW, ld = nb * L, kk = G.kh * G.kw, t, c, i
     cdef intp ntask = G.C * nb
-    for t in prange(ntask, schedule='static', use_threads_if=ntask > 1
+    for t in prange(ntask, schedule='static', use_threads_if=par and ntask > 1
                     and ntask * kk * L >= TG_PAR_MIN):
         c = t // nb
         i = t - c * nb
@@ -233,12 +236,12 @@ cdef void _im2col(const floating* x, floating* col, intp nb, const Geom* G) noex
 
 
 cdef void _col2im(const floating* col, floating* x, intp nb, const floating* bias,
-                  const Geom* G) noexcept nogil:
+                  const Geom* G, bint par) noexcept nogil:
     """x [nb, C, H, W] = col2im(col [C·kh·kw, nb·L]) (+ bias[c] when bias is not NULL)."""
     cdef intp L = G.OH * G.OW, ld = nb * L, kk = G.kh * G.kw, t, c, i
     cdef intp ntask = G.C * nb
     cdef floating init
-    for t in prange(ntask, schedule='static', use_threads_if=ntask > 1
+    for t in prange(ntask, schedule='static', use_threads_if=par and ntask > 1
                     and ntask * kk * L >= TG_PAR_MIN):
         c = t // nb
         i = t - c * nb
@@ -249,14 +252,14 @@ cdef void _col2im(const floating* col, floating* x, intp nb, const floating* bia
 
 
 cdef void _y_to_out(const floating* Y, floating* y, intp nb, const floating* bias,
-                    const Geom* G) noexcept nogil:
+                    const Geom* G, bint par) noexcept nogil:
     """Epilogue: y[i, o, :] = Y[o, i·L:(i+1)·L] (+ bias[o])."""
     cdef intp L = G.OH * G.OW, t, o, i, l
     cdef intp ntask = G.O * nb
     cdef floating b
     cdef const floating* src
     cdef floating* dst
-    for t in prange(ntask, schedule='static', use_threads_if=ntask > 1
+    for t in prange(ntask, schedule='static', use_threads_if=par and ntask > 1
                     and ntask * L >= TG_PAR_MIN):
         i = t // G.O
         o = t - i * G.O
@@ -269,13 +272,13 @@ cdef void _y_to_out(const floating* Y, floating* y, intp nb, const floating* bia
             dst[l] = src[l] + b
 
 
-cdef void _out_to_y(const floating* y, floating* Y, intp nb, const Geom* G) noexcept nogil:
+cdef void _out_to_y(const floating* y, floating* Y, intp nb, const Geom* G, bint par) noexcept nogil:
     """Y[o, i·L:(i+1)·L] = y[i, o, :] (y gathered into GEMM layout)."""
     cdef intp L = G.OH * G.OW, t, o, i, l
     cdef intp ntask = G.O * nb
     cdef const floating* src
     cdef floating* dst
-    for t in prange(ntask, schedule='static', use_threads_if=ntask > 1
+    for t in prange(ntask, schedule='static', use_threads_if=par and ntask > 1
                     and ntask * L >= TG_PAR_MIN):
         i = t // G.O
         o = t - i * G.O
@@ -321,6 +324,15 @@ def tile_images(intp n, intp C, intp kk, intp L, intp ws_elems, intp O=0):
     return int(max(1, min(n, nb)))
 
 
+def parallel_units(intp n, intp C, intp kk, intp L, intp ws_elems, intp O, bint weight):
+    """How many independent units (batch tiles; for conv_weight, chunks of tiles) a kernel
+    call has: with ``threads`` > 1 it runs them in parallel when there are at least that
+    many."""
+    cdef intp nb = tile_images(n, C, kk, L, ws_elems, O)
+    cdef intp units = (n + nb - 1) // nb
+    return int(min(units, WEIGHT_CHUNKS) if weight else units)
+
+
 _local = threading.local()
 
 
@@ -344,15 +356,98 @@ def release_workspace():
     _local.bufs = {}
 
 
+cdef void _forward_tile(const floating* x, intp cur, floating* cp, floating* Yp,
+                        const floating* wp, const floating* bp, floating* y, const Geom* G,
+                        bint par) noexcept nogil:
+    """y[0:cur] = conv2d(x[0:cur]) for one batch tile (workspaces cp, Yp)."""
+    cdef intp L = G.OH * G.OW, kk = G.kh * G.kw, Og = G.O // G.groups
+    cdef intp Kg = (G.C // G.groups) * kk, i, o, l, g
+    cdef floating* yi
+    cdef floating beta = 1 if bp != NULL else 0
+    _im2col(x, cp, cur, G, par)
+    if L >= DIRECT_L:
+        # one GEMM per image straight into y (bias as the initial value of C, written while
+        # that image's output is about to be read by the GEMM anyway)
+        for i in range(cur):
+            yi = y + i * G.O * L
+            if bp != NULL:
+                for o in range(G.O):
+                    for l in range(L):
+                        yi[o * L + l] = bp[o]
+            for g in range(G.groups):
+                _gemm(False, False, Og, L, Kg, <floating*>wp + g * Og * Kg, Kg,
+                      cp + g * Kg * cur * L + i * L, cur * L, beta, yi + g * Og * L, L)
+    else:
+        for g in range(G.groups):
+            _gemm(False, False, Og, cur * L, Kg, <floating*>wp + g * Og * Kg, Kg,
+                  cp + g * Kg * cur * L, cur * L, 0, Yp + g * Og * cur * L, cur * L)
+        _y_to_out(Yp, y, cur, bp, G, par)
+
+
+cdef void _input_tile(const floating* y, intp cur, floating* cp, floating* Yp,
+                      const floating* wp, const floating* bp, floating* x, const Geom* G,
+                      bint par) noexcept nogil:
+    """x[0:cur] = col2im(Wᵀ·y[0:cur]) (+ bias) for one batch tile."""
+    cdef intp L = G.OH * G.OW, kk = G.kh * G.kw, Og = G.O // G.groups
+    cdef intp Kg = (G.C // G.groups) * kk, i, g
+    if L >= DIRECT_L:          # one GEMM per image, reading y in place
+        for i in range(cur):
+            for g in range(G.groups):
+                _gemm(True, False, Kg, L, Og, <floating*>wp + g * Og * Kg, Kg,
+                      <floating*>y + (i * G.O + g * Og) * L, L, 0,
+                      cp + g * Kg * cur * L + i * L, cur * L)
+    else:
+        _out_to_y(y, Yp, cur, G, par)
+        for g in range(G.groups):
+            _gemm(True, False, Kg, cur * L, Og, <floating*>wp + g * Og * Kg, Kg,
+                  Yp + g * Og * cur * L, cur * L, 0, cp + g * Kg * cur * L, cur * L)
+    _col2im(cp, x, cur, bp, G, par)
+
+
+cdef void _weight_tile(const floating* x, const floating* y, intp cur, floating* cp,
+                       floating* Yp, floating* gw, floating beta, const Geom* G,
+                       bint par) noexcept nogil:
+    """gw = beta·gw + y[0:cur] · im2col(x[0:cur])ᵀ, group by group, for one batch tile."""
+    cdef intp L = G.OH * G.OW, kk = G.kh * G.kw, Og = G.O // G.groups
+    cdef intp Kg = (G.C // G.groups) * kk, g
+    _im2col(x, cp, cur, G, par)
+    _out_to_y(y, Yp, cur, G, par)
+    for g in range(G.groups):
+        _gemm(False, True, Og, Kg, cur * L, Yp + g * Og * cur * L, cur * L,
+              cp + g * Kg * cur * L, cur * L, beta, gw + g * Og * Kg, Kg)
+
+
+cdef struct Plan:
+    intp nb, ntiles, nthreads, col, ysz   # images per tile, tiles, threads, workspace sizes
+    bint tiles                            # a prange over tiles (BLAS single-threaded)
+
+
+cdef Plan _plan(const Geom* G, intp N, intp ws_elems, int threads):
+    cdef Plan P
+    cdef intp L = G.OH * G.OW, kk = G.kh * G.kw
+    P.nb = tile_images(N, G.C, kk, L, ws_elems, G.O)
+    P.ntiles = (N + P.nb - 1) // P.nb
+    P.tiles = threads > 1 and P.ntiles >= threads
+    P.nthreads = threads if P.tiles else 1
+    P.col = G.C * kk * P.nb * L
+    P.ysz = G.O * P.nb * L
+    return P
+
+
 def conv_forward(floating[:, :, :, ::1] x, floating[:, :, :, ::1] w, floating[::1] bias,
                  floating[:, :, :, ::1] y, tuple stride, tuple padding, tuple dilation,
-                 intp groups, intp ws_elems):
-    """y = conv2d(x, w) (+ bias when len(bias) == O; pass an empty array for none)."""
+                 intp groups, intp ws_elems, int threads=1):
+    """y = conv2d(x, w) (+ bias when len(bias) == O; pass an empty array for none).
+
+    With ``threads`` > 1 and at least that many batch tiles, the tiles run in an OpenMP
+    prange, each with its own workspace and single-threaded GEMMs: the caller must have set
+    BLAS to one thread (ops/conv.py does). Otherwise the tiles run in order, BLAS threaded.
+    """
     cdef Geom G
     _geom(&G, _shape(x.shape), _shape(y.shape), _shape(w.shape), stride, padding,
           dilation, groups)
     cdef intp N = x.shape[0], L = G.OH * G.OW, kk = G.kh * G.kw
-    cdef intp Cg = G.C // G.groups, Og = G.O // G.groups, Kg = Cg * kk
+    cdef intp Kg = (G.C // G.groups) * kk
     if N == 0 or G.O == 0 or L == 0:
         return
     cdef const floating* bp = &bias[0] if bias.shape[0] else NULL
@@ -363,53 +458,42 @@ def conv_forward(floating[:, :, :, ::1] x, floating[:, :, :, ::1] w, floating[::
             np.asarray(y)[...] += np.asarray(bias)[:, None, None]
         return
     require_blas()
-    cdef intp nb = tile_images(N, G.C, kk, L, ws_elems, G.O), n0, cur, g
-    ws = _workspace(np.float32 if floating is float else np.float64, G.C * kk * nb * L,
-                    G.O * nb * L)
+    cdef Plan P = _plan(&G, N, ws_elems, threads)
+    ws = _workspace(np.float32 if floating is float else np.float64, P.col * P.nthreads,
+                    P.ysz * P.nthreads)
     cdef floating[::1] col = ws[0]
     cdef floating[::1] Y = ws[1]
     cdef floating* cp = &col[0]
     cdef floating* Yp = &Y[0]
     cdef floating* wp = &w[0, 0, 0, 0]
-    cdef bint direct = L >= DIRECT_L
-    cdef intp i, o, l
-    cdef floating* yi
-    cdef floating beta = 1 if bp != NULL else 0
+    cdef intp t, n0, cur, tid
     with nogil:
-        n0 = 0
-        while n0 < N:
-            cur = min(nb, N - n0)
-            _im2col(&x[n0, 0, 0, 0], cp, cur, &G)
-            if direct:
-                # one GEMM per image straight into y (bias as the initial value of C, set
-                # while that image's output is about to be read by the GEMM anyway)
-                for i in range(cur):
-                    yi = &y[n0 + i, 0, 0, 0]
-                    if bp != NULL:
-                        for o in range(G.O):
-                            for l in range(L):
-                                yi[o * L + l] = bp[o]
-                    for g in range(G.groups):
-                        _gemm(False, False, Og, L, Kg, wp + g * Og * Kg, Kg,
-                              cp + g * Kg * cur * L + i * L, cur * L, beta, yi + g * Og * L, L)
-            else:
-                for g in range(G.groups):
-                    _gemm(False, False, Og, cur * L, Kg, wp + g * Og * Kg, Kg,
-                          cp + g * Kg * cur * L, cur * L, 0, Yp + g * Og * cur * L, cur * L)
-                _y_to_out(Yp, &y[n0, 0, 0, 0], cur, bp, &G)
-            n0 += cur
+        if P.tiles:
+            for t in prange(P.ntiles, schedule='dynamic', num_threads=P.nthreads):
+                tid = threadid()
+                n0 = t * P.nb
+                cur = min(P.nb, N - n0)
+                _forward_tile(&x[n0, 0, 0, 0], cur, cp + tid * P.col, Yp + tid * P.ysz, wp,
+                              bp, &y[n0, 0, 0, 0], &G, False)
+        else:
+            for t in range(P.ntiles):
+                n0 = t * P.nb
+                cur = min(P.nb, N - n0)
+                _forward_tile(&x[n0, 0, 0, 0], cur, cp, Yp, wp, bp, &y[n0, 0, 0, 0], &G,
+                              True)
 
 
 def conv_input(floating[:, :, :, ::1] y, floating[:, :, :, ::1] w, floating[::1] bias,
                floating[:, :, :, ::1] x, tuple stride, tuple padding, tuple dilation,
-               intp groups, intp ws_elems):
+               intp groups, intp ws_elems, int threads=1):
     """x = col2im(Wᵀ·y) (+ bias on x's channels when len(bias) == C): conv2d's input
-    gradient for the output gradient y, i.e. conv_transpose2d(y, w)."""
+    gradient for the output gradient y, i.e. conv_transpose2d(y, w). ``threads`` as in
+    conv_forward."""
     cdef Geom G
     _geom(&G, _shape(x.shape), _shape(y.shape), _shape(w.shape), stride, padding,
           dilation, groups)
-    cdef intp N = x.shape[0], L = G.OH * G.OW, kk = G.kh * G.kw
-    cdef intp Cg = G.C // G.groups, Og = G.O // G.groups, Kg = Cg * kk
+    cdef intp N = x.shape[0], L = G.OH * G.OW
+    cdef intp Og = G.O // G.groups
     if N == 0 or G.C == 0 or G.H * G.W == 0:
         return
     cdef const floating* bp = &bias[0] if bias.shape[0] else NULL
@@ -420,71 +504,90 @@ def conv_input(floating[:, :, :, ::1] y, floating[:, :, :, ::1] w, floating[::1]
             xa += np.asarray(bias)[:, None, None]
         return
     require_blas()
-    cdef intp nb = tile_images(N, G.C, kk, L, ws_elems, G.O), n0, cur, g
-    ws = _workspace(np.float32 if floating is float else np.float64, G.C * kk * nb * L,
-                    G.O * nb * L)
+    cdef Plan P = _plan(&G, N, ws_elems, threads)
+    ws = _workspace(np.float32 if floating is float else np.float64, P.col * P.nthreads,
+                    P.ysz * P.nthreads)
     cdef floating[::1] col = ws[0]
     cdef floating[::1] Y = ws[1]
     cdef floating* cp = &col[0]
     cdef floating* Yp = &Y[0]
     cdef floating* wp = &w[0, 0, 0, 0]
-    cdef bint direct = L >= DIRECT_L
-    cdef intp i
+    cdef intp t, n0, cur, tid
     with nogil:
-        n0 = 0
-        while n0 < N:
-            cur = min(nb, N - n0)
-            if direct:          # one GEMM per image, reading y in place
-                for i in range(cur):
-                    for g in range(G.groups):
-                        _gemm(True, False, Kg, L, Og, wp + g * Og * Kg, Kg,
-                              &y[n0 + i, g * Og, 0, 0], L, 0,
-                              cp + g * Kg * cur * L + i * L, cur * L)
-            else:
-                _out_to_y(&y[n0, 0, 0, 0], Yp, cur, &G)
-                for g in range(G.groups):
-                    _gemm(True, False, Kg, cur * L, Og, wp + g * Og * Kg, Kg,
-                          Yp + g * Og * cur * L, cur * L, 0, cp + g * Kg * cur * L, cur * L)
-            _col2im(cp, &x[n0, 0, 0, 0], cur, bp, &G)
-            n0 += cur
+        if P.tiles:
+            for t in prange(P.ntiles, schedule='dynamic', num_threads=P.nthreads):
+                tid = threadid()
+                n0 = t * P.nb
+                cur = min(P.nb, N - n0)
+                _input_tile(&y[n0, 0, 0, 0], cur, cp + tid * P.col, Yp + tid * P.ysz, wp,
+                            bp, &x[n0, 0, 0, 0], &G, False)
+        else:
+            for t in range(P.ntiles):
+                n0 = t * P.nb
+                cur = min(P.nb, N - n0)
+                _input_tile(&y[n0, 0, 0, 0], cur, cp, Yp, wp, bp, &x[n0, 0, 0, 0], &G, True)
 
 
 def conv_weight(floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
                 floating[:, :, :, ::1] gw, tuple stride, tuple padding, tuple dilation,
-                intp groups, intp ws_elems):
+                intp groups, intp ws_elems, int threads=1):
     """gw = Σ_images y · im2col(x)ᵀ, group by group: conv2d's weight gradient for the output
-    gradient y."""
+    gradient y. The tiles are summed in up to WEIGHT_CHUNKS fixed chunks (a partial sum
+    each, in tile order), then the chunks in order: the same sums under any thread count.
+    ``threads`` as in conv_forward."""
     cdef Geom G
     _geom(&G, _shape(x.shape), _shape(y.shape), _shape(gw.shape), stride, padding,
           dilation, groups)
     cdef intp N = x.shape[0], L = G.OH * G.OW, kk = G.kh * G.kw
-    cdef intp Cg = G.C // G.groups, Og = G.O // G.groups, Kg = Cg * kk
+    cdef intp Kg = (G.C // G.groups) * kk
     if G.O == 0 or Kg == 0:
         return
     if N == 0 or L == 0:
         np.asarray(gw)[...] = 0
         return
     require_blas()
-    cdef intp nb = tile_images(N, G.C, kk, L, ws_elems, G.O), n0, cur, g
-    ws = _workspace(np.float32 if floating is float else np.float64, G.C * kk * nb * L,
-                    G.O * nb * L)
+    cdef Plan P = _plan(&G, N, ws_elems, threads)
+    cdef intp nch = min(P.ntiles, WEIGHT_CHUNKS), wsz = G.O * Kg
+    P.tiles = threads > 1 and nch >= threads
+    P.nthreads = threads if P.tiles else 1
+    ws = _workspace(np.float32 if floating is float else np.float64, P.col * P.nthreads,
+                    P.ysz * P.nthreads)
+    dt = np.float32 if floating is float else np.float64
+    cdef floating[::1] parts = np.empty(max(nch - 1, 1) * wsz, dt)
     cdef floating[::1] col = ws[0]
     cdef floating[::1] Y = ws[1]
     cdef floating* cp = &col[0]
     cdef floating* Yp = &Y[0]
     cdef floating* gp = &gw[0, 0, 0, 0]
-    cdef floating beta
+    cdef floating* pp = &parts[0]
+    cdef intp c, t, t0, t1, n0, cur, tid, i
+    cdef floating* dst
     with nogil:
-        n0 = 0
-        while n0 < N:
-            cur = min(nb, N - n0)
-            beta = 0 if n0 == 0 else 1
-            _im2col(&x[n0, 0, 0, 0], cp, cur, &G)
-            _out_to_y(&y[n0, 0, 0, 0], Yp, cur, &G)
-            for g in range(G.groups):
-                _gemm(False, True, Og, Kg, cur * L, Yp + g * Og * cur * L, cur * L,
-                      cp + g * Kg * cur * L, cur * L, beta, gp + g * Og * Kg, Kg)
-            n0 += cur
+        if P.tiles:
+            for c in prange(nch, schedule='dynamic', num_threads=P.nthreads):
+                tid = threadid()
+                dst = gp if c == 0 else pp + (c - 1) * wsz
+                t0 = c * P.ntiles // nch
+                t1 = (c + 1) * P.ntiles // nch
+                for t in range(t0, t1):
+                    n0 = t * P.nb
+                    cur = min(P.nb, N - n0)
+                    _weight_tile(&x[n0, 0, 0, 0], &y[n0, 0, 0, 0], cur, cp + tid * P.col,
+                                 Yp + tid * P.ysz, dst, 0 if t == t0 else 1, &G, False)
+        else:
+            for c in range(nch):
+                dst = gp if c == 0 else pp + (c - 1) * wsz
+                t0 = c * P.ntiles // nch
+                t1 = (c + 1) * P.ntiles // nch
+                for t in range(t0, t1):
+                    n0 = t * P.nb
+                    cur = min(P.nb, N - n0)
+                    _weight_tile(&x[n0, 0, 0, 0], &y[n0, 0, 0, 0], cur, cp, Yp, dst,
+                                 0 if t == t0 else 1, &G, True)
+        for c in range(1, nch):
+            dst = pp + (c - 1) * wsz
+            for i in range(wsz):
+                gp[i] += dst[i]
 
 
 def channel_sum(floating[:, :, ::1] g, floating[::1] out):

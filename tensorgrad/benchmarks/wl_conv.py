@@ -1,7 +1,8 @@
 """Convolution workloads (issue 13): conv2d forward + backward (input, weight and bias
 gradients) on the three layer shapes of a small CIFAR-style CNN, padding 1, and max_pool2d
 forward + backward. tensorgrad and PyTorch run the very same code (``autograd_engine``:
-``lib.nn.functional.conv2d`` exists in both); each conv row also reports GFLOP/s against the
+``lib.nn.functional.conv2d`` exists in both), numpy the course assignments' im2col version
+with numpy views and GEMMs; each conv row also reports GFLOP/s against the
 machine's sgemm peak (a conv2d forward is 2·N·O·OH·OW·(C/groups)·kh·kw FLOP, and its backward
 twice that: the input and the weight gradient).
 """
@@ -41,6 +42,48 @@ def _ag_conv(engine):
     return make
 
 
+def _np_conv(d, p):
+    """The course assignment's way: im2col with numpy views, one GEMM per pass, col2im by
+    adding the kh·kw shifted slices back."""
+    x, w, b, g = d["x"], d["w"], d["b"], d["g"]
+    k, pad = p["k"], p["pad"]
+
+    def run():
+        n, c, h, wd = x.shape
+        o = w.shape[0]
+        oh, ow = h + 2 * pad - k + 1, wd + 2 * pad - k + 1
+        xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+        win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))
+        col = win.transpose(1, 4, 5, 0, 2, 3).reshape(c * k * k, n * oh * ow)   # [C·k·k, N·L]
+        w2 = w.reshape(o, -1)
+        y = (w2 @ col).reshape(o, n, oh, ow).transpose(1, 0, 2, 3) + b[:, None, None]
+        g2 = g.transpose(1, 0, 2, 3).reshape(o, -1)                               # [O, N·L]
+        gw = (g2 @ col.T).reshape(w.shape)
+        gb = g.sum(axis=(0, 2, 3))
+        gcol = (w2.T @ g2).reshape(c, k, k, n, oh, ow)
+        gxp = np.zeros_like(xp)
+        for i in range(k):
+            for j in range(k):
+                gxp[:, :, i:i + oh, j:j + ow] += gcol[:, i, j].transpose(1, 0, 2, 3)
+        gx = gxp[:, :, pad:pad + h, pad:pad + wd]
+        return {"y": np.ascontiguousarray(y), "gx": gx, "gw": gw, "gb": gb}
+    return run
+
+
+def _np_pool(d, p):
+    """2×2 max pooling with a reshape, and its backward through the argmax mask."""
+    x, g = d["x"], d["g"]
+
+    def run():
+        n, c, h, w = x.shape
+        blocks = x.reshape(n, c, h // 2, 2, w // 2, 2)
+        y = blocks.max(axis=(3, 5))
+        mask = blocks == y[:, :, :, None, :, None]          # no ties in random inputs
+        gx = (mask * g[:, :, :, None, :, None]).reshape(x.shape)
+        return {"y": y, "gx": gx}
+    return run
+
+
 def _conv_flops(p):
     oh = _out(p, "h")
     return 3 * 2.0 * p["n"] * p["o"] * oh * oh * p["c"] * p["k"] * p["k"]
@@ -74,7 +117,8 @@ def _ag_pool(engine):
 
 
 def _conv(name, n, c, h, o, quick_n):
-    impls = {"tensorgrad": _ag_conv("tensorgrad"), "torch": _ag_conv("torch")}
+    impls = {"tensorgrad": _ag_conv("tensorgrad"), "numpy": _np_conv,
+             "torch": _ag_conv("torch")}
     params = {"n": n, "c": c, "h": h, "o": o, "k": 3, "pad": 1}
     return Workload(name, "conv", "y = conv2d(x, W, b, padding=1), forward + backward "
                     "(gx, gW, gb)", params, {**params, "n": quick_n}, _conv_data, impls,
@@ -88,7 +132,8 @@ WORKLOADS = [
     _conv("conv2d_64x8x8", 64, 64, 8, 128, 16),
     Workload("max_pool2d_32x32x32", "conv", "y = max_pool2d(x, 2), forward + backward",
              {"n": 64, "c": 32, "h": 32}, {"n": 16, "c": 32, "h": 32}, _pool_data,
-             {"tensorgrad": _ag_pool("tensorgrad"), "torch": _ag_pool("torch")},
+             {"tensorgrad": _ag_pool("tensorgrad"), "numpy": _np_pool,
+              "torch": _ag_pool("torch")},
              lambda p: f"({p['n']},{p['c']},{p['h']},{p['h']})", rtol=0.0, atol=0.0,
              requires=("nn.functional.max_pool2d",)),
 ]

@@ -22,6 +22,7 @@ import numbers
 import numpy as np
 
 from tensorgrad._kernels import conv as CK
+from tensorgrad._runtime import blas_single_thread, get_num_threads
 from tensorgrad._tensor import _wrap
 from tensorgrad.function import Function
 from tensorgrad.ops._util import FLOATS, as_tensor
@@ -34,6 +35,22 @@ __all__ = ["avg_pool2d", "conv2d", "conv_transpose2d", "max_pool2d"]
 # reads it: on the 2-core development machine (1 MB L2 per core) conv2d forward+backward of
 # (64,32,16,16)∗(64,32,3,3) took 39 ms at 512 KB, 53 ms at 4 MB (1 thread).
 WORKSPACE = 512 * 1024
+
+
+def _run(kernel, args, x_side, y_side, kk, weight=False):
+    """Call a conv kernel. With several threads and at least as many batch tiles, the tiles
+    run in parallel (an OpenMP prange, one single-threaded GEMM per tile and thread, BLAS held
+    at one thread meanwhile): one wake-up of the threads per call instead of one per GEMM,
+    and the same results under any thread count. Otherwise the tiles run in order and BLAS
+    threads each GEMM."""
+    n, c = x_side.shape[:2]
+    o, oh, ow = y_side.shape[1:]
+    ws = WORKSPACE // x_side.itemsize
+    threads = get_num_threads()
+    if threads > 1 and CK.parallel_units(n, c, kk, oh * ow, ws, o, weight) >= threads:
+        with blas_single_thread():
+            return kernel(*args, ws, threads)
+    return kernel(*args, ws, 1)
 
 
 def _c(a):
@@ -60,8 +77,8 @@ class Conv2d(Function):
                       (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1)
         out = ctx.empty((n, o) + tuple(out_hw), xd.dtype)
         bd = _c(bias._data) if bias is not None else _no_bias(xd.dtype)
-        CK.conv_forward(xd, wd, bd, out, stride, padding, dilation, groups,
-                        WORKSPACE // xd.itemsize)
+        _run(CK.conv_forward, (xd, wd, bd, out, stride, padding, dilation, groups), xd, out,
+             kh * kw)
         ctx.save_for_backward(x, weight)
         ctx.meta = geom
         return _wrap(out)
@@ -87,8 +104,8 @@ class ConvTranspose2d(Function):
         xd, wd = _c(x._data), _c(weight._data)
         out = ctx.empty((xd.shape[0], wd.shape[1] * groups) + tuple(out_hw), xd.dtype)
         bd = _c(bias._data) if bias is not None else _no_bias(xd.dtype)
-        CK.conv_input(xd, wd, bd, out, stride, padding, dilation, groups,
-                      WORKSPACE // xd.itemsize)
+        _run(CK.conv_input, (xd, wd, bd, out, stride, padding, dilation, groups), out, xd,
+             wd.shape[2] * wd.shape[3])
         ctx.save_for_backward(x, weight)
         ctx.meta = geom
         return _wrap(out)
@@ -113,8 +130,8 @@ class Conv2dWeightGrad(Function):
         stride, padding, dilation, groups = geom
         xd, yd = _c(x._data), _c(y._data)
         out = ctx.empty(tuple(wshape), xd.dtype)
-        CK.conv_weight(xd, yd, out, stride, padding, dilation, groups,
-                       WORKSPACE // xd.itemsize)
+        _run(CK.conv_weight, (xd, yd, out, stride, padding, dilation, groups), xd, yd,
+             wshape[2] * wshape[3], weight=True)
         ctx.save_for_backward(x, y)
         ctx.meta = geom
         return _wrap(out)
