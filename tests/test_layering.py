@@ -32,8 +32,10 @@ LAYERS = [
     ("tensorgrad.ops.activation",),
     ("tensorgrad.ops.blas", "tensorgrad.ops.distance"),
     ("tensorgrad.ops.linear", "tensorgrad.ops.loss", "tensorgrad.ops.conv"),
+    ("tensorgrad.ops.norm",),
     ("tensorgrad.ops._references", "tensorgrad.ops._samples", "tensorgrad.ops._shape_samples",
-     "tensorgrad.ops._conv_references", "tensorgrad.ops._conv_samples"),
+     "tensorgrad.ops._conv_references", "tensorgrad.ops._conv_samples",
+     "tensorgrad.ops._norm_samples"),
     ("tensorgrad.ops.registry",),
     ("tensorgrad.ops",),
     ("tensorgrad.graph", "tensorgrad.autograd", "tensorgrad.testing"),     # the engine

@@ -98,13 +98,20 @@ def _fill(v, tensors):
     return v
 
 
+def _seed(info):
+    """Seed the generator before a call of an op that draws random numbers (dropout)."""
+    if info.seed is not None:
+        tg.manual_seed(info.seed)
+
+
 def _as_function(info, sample):
     """(fn, leaves): the op as a function of the sample's float Tensors, returning its float
-    outputs (max's indices and the like are dropped)."""
+    outputs (max's indices and the like are dropped). A random op is reseeded at each call."""
     leaves = []
     args = _template(sample.args, leaves)
 
     def fn(*tensors):
+        _seed(info)
         out = info.op(*_fill(args, tensors), **sample.kwargs)
         outs = out if isinstance(out, (tuple, list)) else (out,)
         return tuple(o for o in outs if o.is_floating_point())
@@ -137,7 +144,9 @@ def _gradable(info, sample):
 # ----------------------------------------------------------------------------------- values
 @pytest.mark.parametrize("info, dtype, sample", _cases("values", (FLOAT32, FLOAT64)))
 def test_values_match_the_numpy_reference(info, dtype, sample):
+    _seed(info)
     out = info.op(*sample.args, **sample.kwargs)
+    _seed(info)
     expected = info.ref(*_numpy(sample.args), **sample.kwargs)
     _assert_matches(out, expected, info.tolerances[dtype])
 

@@ -22,14 +22,19 @@ from tensorgrad.nn.modules import (
     Softmax,
     Tanh,
 )
+from tensorgrad.nn.norm import BatchNorm1d, BatchNorm2d, Dropout, LayerNorm
 
 __all__ = [
     "AvgPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
     "Conv2d",
     "ConvTranspose2d",
     "CrossEntropyLoss",
+    "Dropout",
     "Flatten",
     "Identity",
+    "LayerNorm",
     "Linear",
     "LogSoftmax",
     "MSELoss",

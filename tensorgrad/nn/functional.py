@@ -3,7 +3,8 @@ pooling and losses as functions.
 
 The ops themselves live in ``tensorgrad.ops`` (one module per family, each op's forward and
 VJP side by side, all listed in ``tensorgrad.ops.registry``); this module gathers the ones a
-network uses under PyTorch's ``F.`` names, plus ``one_hot``.
+network uses under PyTorch's ``F.`` names, plus ``one_hot`` and ``flatten`` (``tg.flatten``,
+torch.flatten's signature: ``start_dim=0``; ``nn.Flatten`` defaults to ``start_dim=1``).
 """
 import numpy as np
 
@@ -12,12 +13,18 @@ from tensorgrad.ops.activation import log_softmax, relu, sigmoid, softmax, tanh
 from tensorgrad.ops.conv import avg_pool2d, conv2d, conv_transpose2d, max_pool2d
 from tensorgrad.ops.linear import linear, linear_relu
 from tensorgrad.ops.loss import cross_entropy, mse_loss, multiclass_hinge_loss, nll_loss
+from tensorgrad.ops.norm import batch_norm, dropout, layer_norm
+from tensorgrad.ops.shape import flatten
 
 __all__ = [
     "avg_pool2d",
+    "batch_norm",
     "conv2d",
     "conv_transpose2d",
     "cross_entropy",
+    "dropout",
+    "flatten",
+    "layer_norm",
     "linear",
     "linear_relu",
     "log_softmax",

@@ -4,6 +4,8 @@ dtype, so a reference's result also gives the expected dtype.
 """
 import numpy as np
 
+from tensorgrad.random import get_generator
+
 
 def ref_clamp(x, min=None, max=None):
     lo = -np.inf if min is None else min
@@ -152,3 +154,51 @@ def ref_mse(x, t, reduction="mean"):
     return _reduce_rows((x - t) ** 2, reduction)
 
 
+
+
+def ref_batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
+                   momentum=0.1, eps=1e-5):
+    dims = (0,) + tuple(range(2, x.ndim))
+    bshape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    if training:
+        mu, var = np.mean(x, axis=dims, keepdims=True), np.var(x, axis=dims, keepdims=True)
+    else:
+        mu, var = running_mean.reshape(bshape), running_var.reshape(bshape)
+    y = (x - mu) / np.sqrt(var + x.dtype.type(eps))
+    if weight is not None:
+        y = y * weight.reshape(bshape)
+    if bias is not None:
+        y = y + bias.reshape(bshape)
+    return y.astype(x.dtype)
+
+
+def ref_layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    dims = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    mu, var = np.mean(x, axis=dims, keepdims=True), np.var(x, axis=dims, keepdims=True)
+    y = (x - mu) / np.sqrt(var + x.dtype.type(eps))
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y.astype(x.dtype)
+
+
+def dropout_keep(key, n, p):
+    """Dropout's keep-mask for ``n`` elements under ``key``: element i is kept when the top
+    53 bits of SplitMix64's (i+1)-th output from ``key`` are >= ceil(p·2^53)."""
+    z = np.uint64(key) + (np.arange(1, n + 1, dtype=np.uint64)
+                          * np.uint64(0x9E3779B97F4A7C15))
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)) >= np.uint64(int(np.ceil(p * 2.0 ** 53)))
+
+
+def ref_dropout(x, p=0.5, training=True):
+    """The op's draw repeated: one 64-bit key from the seeded generator, then the mask."""
+    if not training:
+        return x
+    key = get_generator().integers(0, 2 ** 64, dtype=np.uint64)
+    keep = dropout_keep(key, x.size, p).reshape(x.shape)
+    scale = x.dtype.type(0.0 if p >= 1 else 1.0 / (1.0 - p))
+    return np.where(keep, x * scale, x.dtype.type(0))

@@ -35,6 +35,7 @@ from tensorgrad.ops import (
     elementwise,
     linear,
     loss,
+    norm,
     reduce,
     shape,
 )
@@ -52,17 +53,21 @@ from tensorgrad.ops._conv_samples import (
     pool_errors,
     pool_samples,
 )
+from tensorgrad.ops._norm_samples import batch_norm_samples, dropout_samples, layer_norm_samples
 from tensorgrad.ops._references import (
     ref_arg,
+    ref_batch_norm,
     ref_cdist,
     ref_chunk,
     ref_clamp,
     ref_cross_entropy,
+    ref_dropout,
     ref_expand,
     ref_flatten,
     ref_gather,
     ref_hinge,
     ref_index,
+    ref_layer_norm,
     ref_linear,
     ref_log_softmax,
     ref_logsumexp,
@@ -136,7 +141,7 @@ from tensorgrad.ops._shape_samples import (
 __all__ = ["FAMILIES", "BadCall", "OpInfo", "Sample", "markdown", "table"]
 
 FAMILIES = ("elementwise", "activation", "reduce", "shape", "blas", "distance", "loss",
-            "conv")
+            "norm", "conv")
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # Value tolerances (rtol, atol) against the numpy reference, which computes in the inputs'
@@ -157,6 +162,9 @@ class OpInfo:
     kernels); for BLAS-backed ops (BLAS may split sums by thread count) it is the tolerance,
     in units of eps times the largest magnitude; None for ops that run no threaded code
     (numpy views and copies).
+    ``seed``: for ops that draw random numbers (dropout), the generic tests call
+    ``tg.manual_seed(seed)`` before every call of the op and of its reference, so both see
+    the same draws; None for deterministic ops.
     """
     name: str
     family: str
@@ -174,6 +182,7 @@ class OpInfo:
     error_inputs: Callable | None = None
     note: str = ""
     tolerances: dict = dataclasses.field(default_factory=lambda: dict(TOLERANCES))
+    seed: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -453,6 +462,36 @@ def _loss_entries():
     ]
 
 
+def _norm_entries():
+    N = norm
+    return [
+        _entry("batch_norm", "norm", N.BatchNorm,
+               "norm.bn_train_forward; backward norm.bn_train_backward",
+               batch_norm_samples, ref_batch_norm, op=N.batch_norm,
+               error_inputs=bad_calls(
+                   ("channel-mismatch", lambda t: (t(4, 3), t(2), t(2)), ValueError),
+                   ("1-d", lambda t: (t(3), None, None), ValueError),
+                   ("one-value-per-channel", lambda t: (t(1, 3), None, None, None, None, True),
+                    ValueError),
+                   ("eval-without-running-stats", lambda t: (t(4, 3), None, None), ValueError)),
+               note="training=False: BatchNormEval (norm.bn_apply), y = (x − running_mean)·"
+                    "w·r + b, with gradients for the running statistics too; a recorded "
+                    "backward (create_graph) is built from ops"),
+        _entry("layer_norm", "norm", N.LayerNorm,
+               "norm.ln_forward; backward norm.ln_backward", layer_norm_samples,
+               ref_layer_norm, op=N.layer_norm, error_inputs=bad_calls(
+                   ("shape-mismatch", lambda t: (t(2, 3), (4,)), ValueError),
+                   ("weight-shape", lambda t: (t(2, 3), (3,), t(4)), ValueError)),
+               note="a recorded backward (create_graph) is built from ops"),
+        _entry("dropout", "norm", N.Dropout, "norm.dropout_forward; backward "
+               "norm.dropout_apply", dropout_samples, ref_dropout, op=N.dropout, seed=1234,
+               error_inputs=bad_calls(("p>1", lambda t: (t(3), 1.5), ValueError),
+                                      ("p<0", lambda t: (t(3), -0.1), ValueError)),
+               note="mask: SplitMix64 of (key, element index), the key drawn from the "
+                    "generator tg.manual_seed seeds"),
+    ]
+
+
 def _conv_entries():
     C = conv
     blas_threads = {"thread_ulps": BLAS_ULPS,
@@ -487,7 +526,8 @@ def table():
     if not _TABLE:
         _TABLE.extend(_elementwise_entries() + _activation_entries() + _reduce_entries()
                       + _shape_entries() + _blas_entries() + _linear_entries()
-                      + _distance_entries() + _loss_entries() + _conv_entries())
+                      + _distance_entries() + _loss_entries() + _norm_entries()
+                      + _conv_entries())
     return list(_TABLE)
 
 
