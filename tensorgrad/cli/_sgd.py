@@ -18,7 +18,7 @@ def image_shape(n_features):
     features, 1×s×s for s² features (digits 8×8, MNIST 28×28), 3×s×s for 3·s²; else None."""
     for channels in (1, 3):
         if n_features % channels == 0:
-            side = int(round((n_features // channels) ** 0.5))
+            side = round((n_features // channels) ** 0.5)
             if side * side * channels == n_features and side >= 4:
                 return channels, side, side
     return None
