@@ -10,7 +10,6 @@ Run:  python examples/cifar_cnn.py [CIFAR10_FOLDER]   (or set CIFAR10_DIR)
 import os
 import sys
 
-
 import tensorgrad as tg
 import tensorgrad.nn.functional as F
 from tensorgrad import nn
