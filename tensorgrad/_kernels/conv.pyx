@@ -409,8 +409,15 @@ cdef void _weight_tile(const floating* x, const floating* y, intp cur, floating*
                        bint par) noexcept nogil:
     """gw = beta·gw + y[0:cur] · im2col(x[0:cur])ᵀ, group by group, for one batch tile."""
     cdef intp L = G.OH * G.OW, kk = G.kh * G.kw, Og = G.O // G.groups
-    cdef intp Kg = (G.C // G.groups) * kk, g
+    cdef intp Kg = (G.C // G.groups) * kk, g, i
     _im2col(x, cp, cur, G, par)
+    if L >= DIRECT_L:          # one GEMM per image, reading y in place, accumulating in order
+        for i in range(cur):
+            for g in range(G.groups):
+                _gemm(False, True, Og, Kg, L, <floating*>y + (i * G.O + g * Og) * L, L,
+                      cp + g * Kg * cur * L + i * L, cur * L, beta if i == 0 else 1,
+                      gw + g * Og * Kg, Kg)
+        return
     _out_to_y(y, Yp, cur, G, par)
     for g in range(G.groups):
         _gemm(False, True, Og, Kg, cur * L, Yp + g * Og * cur * L, cur * L,
