@@ -1,10 +1,11 @@
 """Convolution workloads (issue 13): conv2d forward + backward (input, weight and bias
-gradients) on the three layer shapes of a small CIFAR-style CNN, padding 1, and max_pool2d
-forward + backward. tensorgrad and PyTorch run the very same code (``autograd_engine``:
-``lib.nn.functional.conv2d`` exists in both), numpy the course assignments' im2col version
-with numpy views and GEMMs; each conv row also reports GFLOP/s against the
-machine's sgemm peak (a conv2d forward is 2·N·O·OH·OW·(C/groups)·kh·kw FLOP, and its backward
-twice that: the input and the weight gradient).
+gradients) on the three layer shapes of a small CIFAR-style CNN, padding 1; max_pool2d
+forward + backward; batch_norm (training) then max_pool2d, forward + backward. tensorgrad
+and PyTorch run the very same code (``autograd_engine``: ``lib.nn.functional.conv2d`` exists
+in both), numpy the course assignments' im2col version with numpy views and GEMMs. Each conv
+row also reports GFLOP/s against the machine's sgemm peak (a conv2d forward is
+2·N·O·OH·OW·(C/groups)·kh·kw FLOP, and its backward twice that: the input and the weight
+gradient).
 """
 import numpy as np
 
@@ -116,6 +117,56 @@ def _ag_pool(engine):
     return make
 
 
+def _ag_bn_pool(engine):
+    def make(d, p):
+        lib = autograd_engine(engine)
+        x = lib.from_numpy(d["x"]).requires_grad_()
+        w = lib.from_numpy(d["w"]).requires_grad_()
+        b = lib.from_numpy(d["b"]).requires_grad_()
+        g = lib.from_numpy(d["g"])
+        rm = lib.from_numpy(np.zeros(p["c"], np.float32))
+        rv = lib.from_numpy(np.ones(p["c"], np.float32))
+        F = lib.nn.functional
+
+        def run():
+            x.grad = w.grad = b.grad = None
+            y = F.max_pool2d(F.batch_norm(x, rm, rv, w, b, training=True), 2)
+            y.backward(g)
+            return {"y": y.detach().numpy(), "gx": x.grad.numpy(), "gw": w.grad.numpy(),
+                    "gb": b.grad.numpy()}
+        return run
+    return make
+
+
+def _bn_pool_data(p, rng):
+    d = _pool_data(p, rng)
+    d["w"] = rng.uniform(0.5, 1.5, p["c"]).astype(np.float32)
+    d["b"] = rng.standard_normal(p["c"], dtype=np.float32)
+    return d
+
+
+def _np_bn_pool(d, p):
+    """The textbook batch norm formulas, then the reshape max-pool, and back."""
+    x, g, w, b = d["x"], d["g"], d["w"], d["b"]
+    axes = (0, 2, 3)
+    m = x.size // x.shape[1]
+
+    def run():
+        mu = x.mean(axis=axes, keepdims=True)
+        xc = x - mu
+        r = 1 / np.sqrt((xc * xc).mean(axis=axes, keepdims=True) + np.float32(1e-5))
+        xh = xc * r
+        z = xh * w[:, None, None] + b[:, None, None]
+        pooled = _np_pool({"x": z, "g": g}, p)()
+        gz = pooled["gx"]
+        gb = gz.sum(axis=axes)
+        gw = (gz * xh).sum(axis=axes)
+        gx = (w[:, None, None] * r) * (gz - gb[:, None, None] / m
+                                       - xh * gw[:, None, None] / m)
+        return {"y": pooled["y"], "gx": gx, "gw": gw, "gb": gb}
+    return run
+
+
 def _conv(name, n, c, h, o, quick_n):
     impls = {"tensorgrad": _ag_conv("tensorgrad"), "numpy": _np_conv,
              "torch": _ag_conv("torch")}
@@ -136,4 +187,11 @@ WORKLOADS = [
               "torch": _ag_pool("torch")},
              lambda p: f"({p['n']},{p['c']},{p['h']},{p['h']})", rtol=0.0, atol=0.0,
              requires=("nn.functional.max_pool2d",)),
+    Workload("bn_pool_32x32x32", "conv", "y = max_pool2d(batch_norm(x, training=True), 2), "
+             "forward + backward (gx, gW, gb)",
+             {"n": 64, "c": 32, "h": 32}, {"n": 16, "c": 32, "h": 32}, _bn_pool_data,
+             {"tensorgrad": _ag_bn_pool("tensorgrad"), "numpy": _np_bn_pool,
+              "torch": _ag_bn_pool("torch")},
+             lambda p: f"({p['n']},{p['c']},{p['h']},{p['h']})", rtol=1e-3, atol=1e-4,
+             requires=("nn.functional.batch_norm", "nn.functional.max_pool2d")),
 ]
