@@ -20,11 +20,17 @@ Memory is bounded: the batch is processed in tiles of ``n`` images such that the
 workspace holds at most ``ws_elems`` elements (one image at least), and the ``Y`` workspace
 n·O·L; nothing of size N·C·kh·kw·H·W is ever allocated.
 
-Threads: im2col, col2im and the epilogues are OpenMP ``prange`` loops over (image,
-channel) planes, each plane written by one thread in a fixed order, so their results do not
-depend on the thread count; they run serially below TG_PAR_MIN elements. The GEMMs go
-through the BLAS wrappers of blas.pyx (never inside a parallel region); BLAS may split its
-sums by thread count, so conv results may differ in the last bits between thread counts.
+Threads: with T > 1 threads and at least T batch tiles (conv_weight: chunks of tiles) the
+tiles run in an OpenMP ``prange``, each thread with its own workspace and single-threaded
+GEMMs (the caller holds BLAS at one thread meanwhile: ``_runtime.blas_single_thread``, as the
+distance kernels do). A call then wakes the threads once instead of once per GEMM, which on a
+busy 2-core machine was the difference between 23× and ~1× torch's time, and every tile is
+computed the same way under any thread count. With fewer tiles the tiles run in order, BLAS
+threads each GEMM, and im2col, col2im and the copies are ``prange`` loops over (image,
+channel) planes at TG_PAR_MIN elements and above; each plane is written by one thread in a
+fixed order, but BLAS may split its sums by thread count, so results may then differ in the
+last bits between thread counts. conv_weight sums its tiles in up to WEIGHT_CHUNKS fixed
+chunks, then the chunks in order.
 
 Pooling (x [N, C, H, W] seen as N·C planes, a prange over planes):
   max_pool_forward   y = max over each window (padding is −inf: padded cells never win;
