@@ -74,6 +74,36 @@ cdef extern from "_norm_sums.h" nogil:
     void tg_dot_f(const float* a, const float* b, intp n, double mu, double* s1, double* s2)
     void tg_dot_d(const double* a, const double* b, intp n, double mu, double* s1,
                   double* s2)
+    void tg_dotw_f(const float* a, const float* b, const float* w, intp n, double mu,
+                   double* s1, double* s2)
+    void tg_dotw_d(const double* a, const double* b, const double* w, intp n, double mu,
+                   double* s1, double* s2)
+    void tg_colsq_f(const float* a, const double* k, intp n, double* p1, double* p2)
+    void tg_colsq_d(const double* a, const double* k, intp n, double* p1, double* p2)
+    void tg_coldot_f(const float* a, const float* b, const double* mu, intp n, double* p1,
+                     double* p2)
+    void tg_coldot_d(const double* a, const double* b, const double* mu, intp n, double* p1,
+                     double* p2)
+    void tg_affine_f(const float* a, const float* b, float* out, const double* A,
+                     const double* B, const double* M, const double* K, intp n)
+    void tg_affine_d(const double* a, const double* b, double* out, const double* A,
+                     const double* B, const double* M, const double* K, intp n)
+    void tg_lnout_f(const float* x, const float* w, const float* b, float* y, intp n, float m,
+                    float r)
+    void tg_lnout_d(const double* x, const double* w, const double* b, double* y, intp n,
+                    double m, double r)
+    void tg_lngx_f(const float* g, const float* x, const float* w, float* gx, intp n, double m,
+                   double r, double c1, double c2)
+    void tg_lngx_d(const double* g, const double* x, const double* w, double* gx, intp n,
+                   double m, double r, double c1, double c2)
+    void tg_lncol_f(const float* g, const float* x, intp n, double m, double r, double* pw,
+                    double* pb)
+    void tg_lncol_d(const double* g, const double* x, intp n, double m, double r, double* pw,
+                    double* pb)
+    void tg_lngxcol_f(const float* g, const float* x, const float* w, float* gx, intp n,
+                      double m, double r, double c1, double c2, double* pw, double* pb)
+    void tg_lngxcol_d(const double* g, const double* x, const double* w, double* gx, intp n,
+                      double m, double r, double c1, double c2, double* pw, double* pb)
 
 
 cdef inline void _run_sums(const floating* a, const floating* b, double mu, double k, intp n,
@@ -112,27 +142,25 @@ cdef void _channel_task(const floating* a, const floating* b, const double* mu, 
 
 cdef void _rows_task(const floating* a, const floating* b, const double* mu, intp N, intp C,
                      intp t, double* p1, double* p2) noexcept nogil:
-    """S == 1: block t of RB rows into p1[0:C], p2[0:C] (every channel as a vector)."""
+    """S == 1: block t of RB rows into p1[0:C], p2[0:C] (every channel as a vector; mu holds
+    the shifts k when b is NULL)."""
     cdef intp r0 = t * RB, r1 = r0 + RB, r, c
-    cdef double d, e
-    cdef const floating* row
     if r1 > N:
         r1 = N
     for c in range(C):
         p1[c] = 0
         p2[c] = 0
     for r in range(r0, r1):
-        row = a + r * C
-        if b == NULL:
-            for c in range(C):
-                d = row[c] - mu[c]          # mu holds the shifts k here
-                p1[c] += d
-                p2[c] += d * d
+        if floating is float:
+            if b == NULL:
+                tg_colsq_f(a + r * C, mu, C, p1, p2)
+            else:
+                tg_coldot_f(a + r * C, b + r * C, mu, C, p1, p2)
         else:
-            for c in range(C):
-                e = b[r * C + c]
-                p1[c] += e
-                p2[c] += e * (row[c] - mu[c])
+            if b == NULL:
+                tg_colsq_d(a + r * C, mu, C, p1, p2)
+            else:
+                tg_coldot_d(a + r * C, b + r * C, mu, C, p1, p2)
 
 
 cdef void _channel_sums(const floating* a, const floating* b, const double* mu, intp N,
@@ -232,6 +260,17 @@ cdef void _affine_rows(const floating* a, const floating* b, floating* out, cons
     """out = A[c]·a + B[c]·(b − mu[c]) + K[c] on rows r0..r1-1 ([N, C, S]); a may be NULL."""
     cdef intp r, c, s, off
     cdef floating fa, fb, fm, fk
+    cdef const floating* ar = NULL
+    if S == 1:
+        for r in range(r0, r1):
+            off = r * C
+            if a != NULL:
+                ar = a + off
+            if floating is float:
+                tg_affine_f(ar, b + off, out + off, A, B, mu, K, C)
+            else:
+                tg_affine_d(ar, b + off, out + off, A, B, mu, K, C)
+        return
     for r in range(r0, r1):
         for c in range(C):
             off = (r * C + c) * S
@@ -446,8 +485,6 @@ cdef void _ln_row(const floating* x, floating* y, const floating* w, const float
                   intp D, double eps, double* mean, double* rstd) noexcept nogil:
     cdef double s1 = 0, s2 = 0, m1, var, r
     cdef double k = x[0]
-    cdef intp i
-    cdef floating fm, fr
     _run_sums(x, <const floating*>NULL, 0, k, D, &s1, &s2)
     m1 = s1 / D
     var = s2 / D - m1 * m1
@@ -456,20 +493,10 @@ cdef void _ln_row(const floating* x, floating* y, const floating* w, const float
     r = 1.0 / sqrt(var + eps)
     mean[0] = k + m1
     rstd[0] = r
-    fm = <floating>mean[0]
-    fr = <floating>r
-    if w != NULL and b != NULL:
-        for i in range(D):
-            y[i] = (x[i] - fm) * fr * w[i] + b[i]
-    elif w != NULL:
-        for i in range(D):
-            y[i] = (x[i] - fm) * fr * w[i]
-    elif b != NULL:
-        for i in range(D):
-            y[i] = (x[i] - fm) * fr + b[i]
+    if floating is float:
+        tg_lnout_f(x, w, b, y, D, <float>mean[0], <float>r)
     else:
-        for i in range(D):
-            y[i] = (x[i] - fm) * fr
+        tg_lnout_d(x, w, b, y, D, mean[0], r)
 
 
 def ln_forward(const floating[:, ::1] x, w, b, double eps, floating[:, ::1] out,
@@ -511,12 +538,12 @@ def ln_forward(const floating[:, ::1] x, w, b, double eps, floating[:, ::1] out,
 cdef void _ln_backward_block(const floating* g, const floating* x, const double* mean,
                              const double* rstd, const floating* w, floating* gx, intp r0,
                              intp r1, intp D, double* pw, double* pb) noexcept nogil:
-    """Rows r0..r1-1: gx rows (if gx), and the block's Σ g·xh into pw, Σ g into pb (if set)."""
+    """Rows r0..r1-1: gx rows (if gx), and the block's Σ g·xh into pw, Σ g into pb (if set).
+    With gh = g·w: gx = r·(gh − mean(gh) − xh·mean(gh·xh)), mean(gh·xh) = r·Σ gh·(x − m)/D."""
     cdef intp r, i
-    cdef double s1, s2, gh, xh, m, rs, c1, c2
+    cdef double s1, s2, m, rs
     cdef const floating* gr
     cdef const floating* xr
-    cdef floating* o
     if pw != NULL:
         for i in range(D):
             pw[i] = 0
@@ -526,25 +553,31 @@ cdef void _ln_backward_block(const floating* g, const floating* x, const double*
         xr = x + r * D
         m = mean[r]
         rs = rstd[r]
-        if pw != NULL:
-            for i in range(D):
-                pw[i] += gr[i] * ((xr[i] - m) * rs)
-                pb[i] += gr[i]
-        if gx == NULL:
-            continue
+        if gx == NULL or (pw != NULL and w == NULL):
+            if pw != NULL:
+                if floating is float:
+                    tg_lncol_f(gr, xr, D, m, rs, pw, pb)
+                else:
+                    tg_lncol_d(gr, xr, D, m, rs, pw, pb)
+            if gx == NULL:
+                continue
         s1 = 0
         s2 = 0
-        for i in range(D):
-            gh = gr[i] if w == NULL else <double>gr[i] * w[i]
-            s1 += gh
-            s2 += gh * ((xr[i] - m) * rs)
-        c1 = s1 / D
-        c2 = s2 / D
-        o = gx + r * D
-        for i in range(D):
-            gh = gr[i] if w == NULL else <double>gr[i] * w[i]
-            xh = (xr[i] - m) * rs
-            o[i] = <floating>(rs * (gh - c1 - xh * c2))
+        if w == NULL:
+            _run_sums(xr, gr, m, 0, D, &s1, &s2)
+        elif floating is float:
+            tg_dotw_f(xr, gr, w, D, m, &s1, &s2)
+        else:
+            tg_dotw_d(xr, gr, w, D, m, &s1, &s2)
+        if pw != NULL and w != NULL:        # gx and the weight's sums in one loop
+            if floating is float:
+                tg_lngxcol_f(gr, xr, w, gx + r * D, D, m, rs, s1 / D, rs * s2 / D, pw, pb)
+            else:
+                tg_lngxcol_d(gr, xr, w, gx + r * D, D, m, rs, s1 / D, rs * s2 / D, pw, pb)
+        elif floating is float:
+            tg_lngx_f(gr, xr, w, gx + r * D, D, m, rs, s1 / D, rs * s2 / D)
+        else:
+            tg_lngx_d(gr, xr, w, gx + r * D, D, m, rs, s1 / D, rs * s2 / D)
 
 
 def ln_backward(const floating[:, ::1] g, const floating[:, ::1] x, const double[::1] mean,
