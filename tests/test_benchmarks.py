@@ -31,6 +31,9 @@ TINY = {
     "sgd_momentum": {"shapes": ((30, 20), (7,))}, "adam": {"shapes": ((30, 20), (7,))},
     "cdist": {"n": 20, "m": 30, "d": 16},
     "knn_predict": {"n": 50, "m": 300, "d": 8, "classes": 3},
+    "conv2d_3x32x32": {"n": 2, "h": 6}, "conv2d_32x16x16": {"n": 2, "c": 4, "h": 5, "o": 3},
+    "conv2d_64x8x8": {"n": 1, "c": 3, "h": 4, "o": 5},
+    "max_pool2d_32x32x32": {"n": 2, "c": 3, "h": 6}, "bn_pool_32x32x32": {"n": 2, "c": 3, "h": 6},
     "batch_norm_train": {"n": 4, "c": 3, "h": 5, "w": 6},
 }
 

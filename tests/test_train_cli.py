@@ -99,7 +99,7 @@ def test_progress_bar_when_stderr_is_a_terminal(capsys, monkeypatch):
     ["--epochs", "0"],
     ["--lr", "abc"],
     ["--lr", "-1"],
-    ["--model", "cnn"],
+    ["--model", "resnet"],
     ["--bogus"],
     ["--ks", "0,3", "--model", "knn"],
     ["--data", "/nonexistent/data.npz"],
@@ -198,7 +198,7 @@ def test_a_diverging_loss_stops_with_exit_1(capsys):
 def test_help_exits_0(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0 and out.startswith("usage: tensorgrad train [-h]")
-    assert "knn options:" in out and "mlp, softmax and svm (SGD) options:" in out
+    assert "knn options:" in out and "mlp, softmax, svm and cnn (SGD) options:" in out
 
 
 @pytest.mark.parametrize(("argv", "error"), [

@@ -40,6 +40,8 @@ class Workload:
     floor         engines whose run is a cost floor rather than the same computation (the
                   GEMMs of a training step alone): timed, ratios reported, results not
                   compared
+    flops         ``flops(params) -> float``: floating-point operations per call; the report
+                  then gives each engine's GFLOP/s against the machine's sgemm peak
     """
     name: str
     group: str
@@ -58,6 +60,7 @@ class Workload:
     check_calls: int = 1
     requires: tuple = ()
     floor: tuple = ()
+    flops: Callable | None = None
 
     def sizes(self, quick):
         return dict(self.quick if quick else self.params)

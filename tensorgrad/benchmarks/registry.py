@@ -1,7 +1,7 @@
 """The single registry of workloads shared by ``python -m tensorgrad bench`` and ``bench/``."""
 import fnmatch
 
-from tensorgrad.benchmarks import wl_core, wl_distance, wl_norm, wl_train
+from tensorgrad.benchmarks import wl_conv, wl_core, wl_distance, wl_norm, wl_train
 from tensorgrad.benchmarks.base import ENGINE_LABELS, ENGINES, Skip, Workload, compare
 
 __all__ = ["ENGINES", "ENGINE_LABELS", "WORKLOADS", "Skip", "Workload", "cases", "compare",
@@ -9,7 +9,7 @@ __all__ = ["ENGINES", "ENGINE_LABELS", "WORKLOADS", "Skip", "Workload", "cases",
 
 # name -> Workload, in the order the tables list them
 WORKLOADS = {w.name: w for w in wl_core.WORKLOADS + wl_train.WORKLOADS + wl_distance.WORKLOADS
-             + wl_norm.WORKLOADS}
+             + wl_norm.WORKLOADS + wl_conv.WORKLOADS}
 
 
 def get_workload(name):

@@ -163,6 +163,26 @@ def _machine_lines(info):
              f"GEMMs call {info.get('gemm') or 'unknown'}")]
 
 
+def _throughput_table(rows):
+    rows = [r for r in rows if r.flops]
+    if not rows:
+        return []
+    engines = _engines_in(rows)
+    lines = ["| workload | GFLOP per call | sgemm peak | "
+             + " | ".join(f"{ENGINE_LABELS[e]} GFLOP/s (% of peak)" for e in engines) + " |",
+             "|---|---:|---:|" + "---:|" * len(engines)]
+    for r in rows:
+        cells = [f"`{r.workload}`", f"{r.flops / 1e9:.3g}",
+                 f"{r.gemm_peak / 1e9:.1f}" if r.gemm_peak else "—"]
+        for e in engines:
+            g = r.gflops(e)
+            cells.append("—" if g is None else
+                         f"{g:.1f} ({100 * g * 1e9 / r.gemm_peak:.0f}%)" if r.gemm_peak
+                         else f"{g:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(rows, info, command, settings):
     """The whole results.md text: how to read it, the machine, the command, the tables."""
     threads = settings["threads"]
@@ -183,6 +203,12 @@ def markdown(rows, info, command, settings):
     for n in threads:
         sel = [r for r in rows if r.threads == n]
         out += ["", f"## {n} thread{'s' if n != 1 else ''}", "", *_table(sel)]
+        flops = _throughput_table(sel)
+        if flops:
+            out += ["", (f"Throughput ({n} thread{'s' if n != 1 else ''}): GFLOP/s from the "
+                         "median time, and as a share of the machine's float32 GEMM peak "
+                         "(numpy's 2048² sgemm, measured in the same run at the same "
+                         "threads)."), "", *flops]
         mem = _memory_table(sel)
         if mem:
             out += ["", (f"Peak extra memory during the first call of a fresh instance "

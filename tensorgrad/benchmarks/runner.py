@@ -15,8 +15,8 @@ import numpy as np
 
 from tensorgrad.benchmarks.base import ENGINES, Skip, compare
 
-__all__ = ["Measurement", "Row", "measure_memory", "run", "run_workload", "set_threads",
-           "snapshot"]
+__all__ = ["Measurement", "Row", "gemm_peak", "measure_memory", "run", "run_workload",
+           "set_threads", "snapshot"]
 
 MAX_NUMBER = 100_000          # calls per repetition, at most
 _limits = {}                  # keeps the threadpoolctl limiter alive
@@ -51,6 +51,15 @@ class Row:
     reason: str = ""
     checks: dict = dataclasses.field(default_factory=dict)  # engine -> "ok" | mismatch text
     measurements: dict = dataclasses.field(default_factory=dict)
+    flops: float | None = None          # floating-point operations per call, if known
+    gemm_peak: float | None = None      # numpy's float32 GEMM FLOP/s at these threads
+
+    def gflops(self, engine):
+        """``engine``'s GFLOP/s (from its median time), or None."""
+        m = self.measurements.get(engine)
+        if not self.flops or m is None or m.status != "ok" or not m.median:
+            return None
+        return self.flops / m.median / 1e9
 
     def ratio(self, engine):
         """``engine``'s median time / tensorgrad's (> 1: tensorgrad is faster), or None."""
@@ -80,6 +89,28 @@ def set_threads(n):
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(n)
+
+
+_peaks = {}                   # thread count -> measured sgemm FLOP/s
+
+
+def gemm_peak(threads, n=2048, repeat=5):
+    """The machine's float32 GEMM peak in FLOP/s: the best of ``repeat`` numpy n×n·n×n
+    products at ``threads`` threads (measured once per thread count and process)."""
+    if threads not in _peaks:
+        set_threads(threads)
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((n, n), dtype=np.float32)
+        b = rng.standard_normal((n, n), dtype=np.float32)
+        out = np.empty((n, n), np.float32)
+        np.matmul(a, b, out=out)                    # warm-up
+        best = math.inf
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            np.matmul(a, b, out=out)
+            best = min(best, time.perf_counter() - t0)
+        _peaks[threads] = 2.0 * n ** 3 / best
+    return _peaks[threads]
 
 
 def snapshot(res):
@@ -234,6 +265,9 @@ def run_workload(wl, *, quick=False, threads=1, repeat=5, warmup=1, engines=ENGI
         if progress is not None:
             progress.update(len(order))
         return row
+    if wl.flops is not None:
+        row.flops = float(wl.flops(params))
+        row.gemm_peak = gemm_peak(threads)
     set_threads(threads)
     data = wl.data(params, np.random.default_rng(seed))
     results = {}

@@ -1,4 +1,4 @@
-"""The gradient-trained models of ``tensorgrad train`` (mlp, softmax, svm): the classifier
+"""The gradient-trained models of ``tensorgrad train`` (mlp, softmax, svm, cnn): the classifier
 adapter, feature standardisation and the SGD loop with its progress display."""
 import sys
 
@@ -13,12 +13,61 @@ class Diverged(Exception):
     """The training loss became NaN or infinite."""
 
 
+def image_shape(n_features):
+    """(channels, height, width) of flattened square images: 3×32×32 for CIFAR-10's 3072
+    features, 1×s×s for s² features (digits 8×8, MNIST 28×28), 3×s×s for 3·s²; else None."""
+    for channels in (1, 3):
+        if n_features % channels == 0:
+            side = round((n_features // channels) ** 0.5)
+            if side * side * channels == n_features and side >= 4:
+                return channels, side, side
+    return None
+
+
+class Images(tg.nn.Module):
+    """Rows of flattened images [N, C·H·W] seen as [N, C, H, W] (a view, no copy)."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        return x.reshape((x.shape[0],) + self.shape)
+
+    def extra_repr(self):
+        return "×".join(map(str, self.shape))
+
+
+def cnn(shape, n_classes, widths=(16, 32)):
+    """(conv 3×3 – batch norm – ReLU – 2×2 max-pool) ×2, then a linear layer, on images of
+    ``shape`` (C, H, W) given as flat rows."""
+    nn = tg.nn
+    c, h, w = shape
+    layers = [Images(shape)]
+    for width in widths:
+        layers += [nn.Conv2d(c, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+                   nn.MaxPool2d(2)]
+        c, h, w = width, h // 2, w // 2
+    layers += [nn.Flatten(), nn.Linear(c * h * w, n_classes)]
+    return nn.Sequential(*layers)
+
+
 class Classifier:
-    """Adapter giving the softmax/svm/mlp models one interface for training and saving."""
+    """Adapter giving the softmax/svm/mlp/cnn models one interface for training and saving."""
 
     def __init__(self, args, n_features, n_classes):
         nn = tg.nn
-        if args.model == "mlp":
+        self.cnn = args.model == "cnn"
+        if self.cnn:
+            shape = image_shape(n_features)
+            self.module = cnn(shape, n_classes)
+            self.weights = [m.weight for m in self.module.modules()
+                            if isinstance(m, (nn.Conv2d, nn.Linear))]
+            self.first = None
+            self.describe = (f"cnn on {'×'.join(map(str, shape))} images: (conv3×3 – batch "
+                             "norm – ReLU – maxpool2) ×2 [16, 32 channels], linear; softmax "
+                             "loss")
+        elif args.model == "mlp":
             self.module = nn.Sequential(nn.Linear(n_features, args.hidden), nn.ReLU(),
                                         nn.Linear(args.hidden, n_classes))
             self.weights = [self.module[0].weight, self.module[2].weight]
@@ -49,15 +98,25 @@ class Classifier:
     def predict(self, X):
         """Class indices (ndarray) for the rows of X, scored in chunks without a graph."""
         out = np.empty(X.shape[0], dtype=np.int64)
-        with tg.no_grad():
-            for start in range(0, X.shape[0], EVAL_CHUNK):
-                scores = self.module(tg.from_numpy(X[start:start + EVAL_CHUNK]))
-                out[start:start + EVAL_CHUNK] = scores.numpy().argmax(axis=1)
+        training = self.module.training
+        self.module.eval()              # batch norm: the running statistics
+        try:
+            with tg.no_grad():
+                for start in range(0, X.shape[0], EVAL_CHUNK):
+                    scores = self.module(tg.from_numpy(X[start:start + EVAL_CHUNK]))
+                    out[start:start + EVAL_CHUNK] = scores.numpy().argmax(axis=1)
+        finally:
+            self.module.train(training)
         return out
 
     def state_dict(self, mean, std):
-        """The module's state with x -> (x - mean) / std folded into the first layer."""
+        """The module's state with x -> (x - mean) / std folded into the first layer; for
+        the cnn (whose zero padding would not commute with the folding) the standardisation
+        is saved as ``input_mean`` and ``input_std`` next to the module's state."""
         state = {k: np.array(v.numpy(), copy=True) for k, v in self.module.state_dict().items()}
+        if self.cnn:
+            state.update(input_mean=np.asarray(mean), input_std=np.asarray(std))
+            return {k: tg.from_numpy(v) for k, v in state.items()}
         w, b = state[self.first + "weight"], state[self.first + "bias"]
         w /= std
         b -= w @ mean
@@ -137,6 +196,7 @@ def fit(args, model, Xtr, ytr, Xva, yva, say):
     steps = ReplayedSteps(model, opt)
     history = {"loss": [], "train_acc": [], "val_acc": []}
     for epoch in range(1, args.epochs + 1):
+        model.module.train()
         bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{args.epochs}", unit="batch",
                    file=sys.stderr, disable=not show_bar, leave=True, dynamic_ncols=True)
         total_loss, correct = 0.0, 0

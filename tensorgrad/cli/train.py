@@ -6,6 +6,10 @@ Models (``--model``):
   plus ``reg``·(ΣW1² + ΣW2²), trained by SGD with momentum;
 - ``softmax`` / ``svm``: the linear score s = W·x + b with the softmax (cross-entropy) or
   multiclass hinge loss plus ``reg``·ΣW², same optimiser;
+- ``cnn``: (conv 3×3 – batch norm – ReLU – 2×2 max-pool) ×2 with 16 and 32 channels, then a
+  linear layer, softmax loss plus ``reg``·Σ W² over the conv and linear weights; the features
+  are read as square images: 1×8×8 for digits, 3×32×32 for CIFAR-10, 1×28×28 for MNIST
+  (the default reaches 98.9% test accuracy on digits in about 5 s of one core);
 - ``knn``: k-nearest neighbours, k chosen by cross-validation on the training split.
 
 The gradient-trained models use mini-batch SGD (momentum 0.9 by default); the learning
@@ -37,7 +41,9 @@ diverges stops training with exit code 1.
 
 ``--save PATH`` writes the model's ``state_dict`` with ``tg.save``; the standardisation is
 folded into the first layer (W' = W / σ, b' = b − W'·μ), so the saved model takes the raw
-features that ``tg.data`` returns. For ``knn`` it stores the training data and k
+features that ``tg.data`` returns; for ``cnn``, whose zero padding does not commute with
+that folding, the file holds the standardisation as ``input_mean``/``input_std`` next to the
+module's state (the inputs are (x − input_mean) / input_std). For ``knn`` it stores the training data and k
 (``fit_X``, ``fit_y``, ``n_neighbors``). ``--save`` and ``--plot`` files are written to a
 temporary file renamed onto the name (``tg.save`` does so itself), so they are never left
 half-written.
@@ -61,9 +67,17 @@ from tensorgrad.cli._common import (
     os_error,
     warn_oversubscription,
 )
-from tensorgrad.cli._sgd import Classifier, Diverged, accuracy, fit, fmt, standardise
+from tensorgrad.cli._sgd import (
+    Classifier,
+    Diverged,
+    accuracy,
+    fit,
+    fmt,
+    image_shape,
+    standardise,
+)
 
-MODELS = ("mlp", "softmax", "svm", "knn")
+MODELS = ("mlp", "softmax", "svm", "cnn", "knn")
 VAL_FRACTION, TEST_FRACTION = 0.1, 0.2
 # The split is fixed independently of --seed so that every model and every --seed is scored
 # on the same test digits. Test accuracy depends on which 359 digits land in the test set:
@@ -79,6 +93,7 @@ DEFAULTS = {
     "mlp": {"epochs": 30, "lr": 0.1, "reg": 3e-3, "hidden": 256, "batch_size": 64, **_SGD},
     "softmax": {"epochs": 30, "lr": 0.05, "reg": 1e-3, "batch_size": 64, **_SGD},
     "svm": {"epochs": 30, "lr": 0.002, "reg": 1e-3, "batch_size": 32, **_SGD},
+    "cnn": {"epochs": 20, "lr": 0.05, "reg": 1e-4, "batch_size": 32, **_SGD},
     "knn": {"ks": DEFAULT_KS, "folds": 5},
 }
 MODEL_OPTIONS = ("epochs", "lr", "reg", "hidden", "batch_size", "momentum", "seed", "eager",
@@ -130,7 +145,8 @@ def build_parser(prog="tensorgrad train"):
     p = ArgumentParser(prog=prog, description="Train a classifier on digits (default) or "
                        "--data and print train/validation/test accuracy.")
     p.add_argument("--model", choices=MODELS, default="mlp",
-                   help="mlp (two-layer ReLU net, default), softmax, svm (linear) or knn")
+                   help="mlp (two-layer ReLU net, default), softmax, svm (linear), cnn "
+                        "(convolutional net on square images) or knn")
     p.add_argument("--data", metavar="PATH",
                    help="an .npz file (X, y), a folder of MNIST IDX files or a CIFAR-10 "
                         "folder (default: the bundled digits set)")
@@ -149,7 +165,7 @@ def build_parser(prog="tensorgrad train"):
                         "total batch; knn: sharded training set); only rank 0 prints")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress on stderr; print one line per epoch on stdout instead")
-    sgd = p.add_argument_group("mlp, softmax and svm (SGD) options")
+    sgd = p.add_argument_group("mlp, softmax, svm and cnn (SGD) options")
     sgd.add_argument("--epochs", type=_pos_int,
                      help=f"passes over the data ({default('epochs')})")
     sgd.add_argument("--lr", type=_pos_float, help=f"SGD learning rate ({default('lr')})")
@@ -193,6 +209,9 @@ def main(argv=None, prog="tensorgrad train"):
         splits, name = _load(args)
         if args.model == "knn":
             _check_knn(args, len(splits[0][1]))
+        if args.model == "cnn" and image_shape(splits[0][0].shape[1]) is None:
+            raise UsageError(f"--model cnn needs square images (s² or 3·s² features, s >= 4), "
+                             f"but {name} has {splits[0][0].shape[1]} features")
         if args.threads is None:
             tg.set_num_threads(_auto_threads(args, splits[0][0].shape))
     except SystemExit as e:  # --help
@@ -239,7 +258,7 @@ def _auto_threads(args, train_shape):
     if args.model == "knn":
         return tg._runtime._default_threads()
     n_features = int(np.prod(train_shape[1:]))
-    width = args.hidden if args.model == "mlp" else 10
+    width = {"mlp": args.hidden, "cnn": 16 * 9}.get(args.model, 10)   # cnn: first conv
     if args.batch_size * n_features * width >= SMALL_GEMM:
         return tg._runtime._default_threads()
     return 1

@@ -5,6 +5,7 @@
     >>> loss = tg.nn.functional.cross_entropy(model(x), y)
 """
 from tensorgrad.nn import functional, init
+from tensorgrad.nn.conv import AvgPool2d, Conv2d, ConvTranspose2d, MaxPool2d
 from tensorgrad.nn.module import Module, Parameter
 from tensorgrad.nn.modules import (
     CrossEntropyLoss,
@@ -23,7 +24,30 @@ from tensorgrad.nn.modules import (
 )
 from tensorgrad.nn.norm import BatchNorm1d, BatchNorm2d, Dropout, LayerNorm
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "CrossEntropyLoss", "Dropout", "Flatten", "Identity",
-           "LayerNorm", "Linear", "LogSoftmax", "MSELoss", "Module", "ModuleList",
-           "MultiClassHingeLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax",
-           "Tanh", "functional", "init"]
+__all__ = [
+    "AvgPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Conv2d",
+    "ConvTranspose2d",
+    "CrossEntropyLoss",
+    "Dropout",
+    "Flatten",
+    "Identity",
+    "LayerNorm",
+    "Linear",
+    "LogSoftmax",
+    "MSELoss",
+    "MaxPool2d",
+    "Module",
+    "ModuleList",
+    "MultiClassHingeLoss",
+    "Parameter",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "functional",
+    "init",
+]

@@ -1,4 +1,5 @@
-"""tg.nn.functional (``F``): activations, linear layers and losses as functions.
+"""tg.nn.functional (``F``): activations, linear layers, convolutions,
+pooling and losses as functions.
 
 The ops themselves live in ``tensorgrad.ops`` (one module per family, each op's forward and
 VJP side by side, all listed in ``tensorgrad.ops.registry``); this module gathers the ones a
@@ -9,13 +10,17 @@ import numpy as np
 
 from tensorgrad._tensor import _wrap
 from tensorgrad.ops.activation import log_softmax, relu, sigmoid, softmax, tanh
+from tensorgrad.ops.conv import avg_pool2d, conv2d, conv_transpose2d, max_pool2d
 from tensorgrad.ops.linear import linear, linear_relu
 from tensorgrad.ops.loss import cross_entropy, mse_loss, multiclass_hinge_loss, nll_loss
 from tensorgrad.ops.norm import batch_norm, dropout, layer_norm
 from tensorgrad.ops.shape import flatten
 
 __all__ = [
+    "avg_pool2d",
     "batch_norm",
+    "conv2d",
+    "conv_transpose2d",
     "cross_entropy",
     "dropout",
     "flatten",
@@ -23,6 +28,7 @@ __all__ = [
     "linear",
     "linear_relu",
     "log_softmax",
+    "max_pool2d",
     "mse_loss",
     "multiclass_hinge_loss",
     "nll_loss",

@@ -30,6 +30,7 @@ from tensorgrad._tensor import from_numpy
 from tensorgrad.ops import (
     activation,
     cast,
+    conv,
     distance,
     elementwise,
     index,
@@ -40,6 +41,20 @@ from tensorgrad.ops import (
     reduce,
     select,
     shape,
+)
+from tensorgrad.ops._conv_references import (
+    ref_avg_pool2d,
+    ref_conv2d,
+    ref_conv_transpose2d,
+    ref_max_pool2d,
+)
+from tensorgrad.ops._conv_samples import (
+    conv2d_errors,
+    conv2d_samples,
+    conv_transpose2d_errors,
+    conv_transpose2d_samples,
+    pool_errors,
+    pool_samples,
 )
 from tensorgrad.ops._norm_samples import batch_norm_samples, dropout_samples, layer_norm_samples
 from tensorgrad.ops._references import (
@@ -129,7 +144,7 @@ from tensorgrad.ops._shape_samples import (
 __all__ = ["FAMILIES", "BadCall", "OpInfo", "Sample", "markdown", "table"]
 
 FAMILIES = ("elementwise", "activation", "reduce", "shape", "matmul", "distance", "loss",
-            "norm")
+            "norm", "conv")
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # Value tolerances (rtol, atol) against the numpy reference, which computes in the inputs'
@@ -480,6 +495,28 @@ def _norm_entries():
     ]
 
 
+def _conv_entries():
+    C = conv
+    blas_threads = {"thread_ulps": BLAS_ULPS,
+                    "note": "also F.conv2d etc.; im2col/col2im bitwise equal under any thread "
+                            "count, the GEMMs go through BLAS"}
+    return [
+        _entry("conv2d", "conv", C.Conv2d, "conv.conv_forward (im2col + blas gemm, bias in "
+               "the epilogue)", conv2d_samples, ref_conv2d, op=C.conv2d,
+               error_inputs=conv2d_errors, **blas_threads),
+        _entry("conv_transpose2d", "conv", C.ConvTranspose2d, "conv.conv_input (blas gemm + "
+               "col2im, bias as col2im's initial value)", conv_transpose2d_samples,
+               ref_conv_transpose2d, op=C.conv_transpose2d,
+               error_inputs=conv_transpose2d_errors, **blas_threads),
+        _entry("max_pool2d", "conv", C.MaxPool2d, "conv.max_pool_forward (backward: "
+               "conv.max_pool_scatter, its VJP conv.max_pool_gather)", pool_samples,
+               ref_max_pool2d, op=C.max_pool2d, error_inputs=pool_errors),
+        _entry("avg_pool2d", "conv", C.AvgPool2d, "conv.avg_pool_forward (backward: "
+               "conv.avg_pool_adjoint)", pool_samples, ref_avg_pool2d, op=C.avg_pool2d,
+               error_inputs=pool_errors),
+    ]
+
+
 _TABLE = []
 
 
@@ -492,7 +529,8 @@ def table():
     if not _TABLE:
         _TABLE.extend(_elementwise_entries() + _activation_entries() + _reduce_entries()
                       + _shape_entries() + _matmul_entries() + _linear_entries()
-                      + _distance_entries() + _loss_entries() + _norm_entries())
+                      + _distance_entries() + _loss_entries() + _norm_entries()
+                      + _conv_entries())
     return list(_TABLE)
 
 
