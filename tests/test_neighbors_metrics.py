@@ -259,3 +259,18 @@ def test_regressor_on_a_memory_map(tmp_path):
     b = KNeighborsRegressor(4, weights="distance").fit(X, y)
     Q = rng.standard_normal((30, 8))
     np.testing.assert_array_equal(a.predict(Q).numpy(), b.predict(Q).numpy())
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_fast_path_and_exact_path_agree(metric):
+    """Random data settles on the fast path (approximate lists, verified); data far from the
+    origin fails the verification and takes the exact path. Both give the same answer."""
+    rng = np.random.default_rng(12)
+    for q, t in ((rng.standard_normal((40, 20)).astype(np.float32),
+                  rng.standard_normal((900, 20)).astype(np.float32)), adversarial(rng)):
+        dist, idx = knn_module._knn_arrays(q, t, 5, metric)
+        exact_d = np.empty_like(dist)
+        exact_i = np.empty_like(idx)
+        knn_module._knn_exact(q, t, 5, metric, exact_d, exact_i)
+        np.testing.assert_array_equal(idx, exact_i)
+        np.testing.assert_array_equal(dist, exact_d)

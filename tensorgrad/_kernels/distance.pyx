@@ -44,8 +44,8 @@ number of columns, 1 <= k <= M, outputs allocated by the caller.
 import numpy as np
 
 from cython.parallel cimport prange, threadid
-from libc.math cimport fabs, fabsf, sqrt
-from libc.stdint cimport int64_t, INT64_MAX, uint64_t
+from libc.math cimport INFINITY, fabs, fabsf, sqrt
+from libc.stdint cimport int64_t, INT64_MAX, uint8_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from tensorgrad._kernels._openmp cimport TG_PAR_MIN, omp_get_max_threads
@@ -697,6 +697,221 @@ def knn_finish(double[:, :, ::1] hd, int64_t[:, :, ::1] hi, int out_kind,
                 else:
                     out_dist[i, j] = <floating>rd[j]
                 out_idx[i, j] = ri[j]
+
+
+cdef inline void _push3(double* ha, double* hb, int64_t* hi, Py_ssize_t k, double a, double b,
+                        int64_t j) noexcept nogil:
+    """``_push`` for the approximate lists: (a, j) ordered, b (the error bound) carried."""
+    cdef Py_ssize_t pos = k - 1
+    while pos > 0 and _before(a, j, ha[pos - 1], hi[pos - 1]):
+        ha[pos] = ha[pos - 1]
+        hb[pos] = hb[pos - 1]
+        hi[pos] = hi[pos - 1]
+        pos -= 1
+    ha[pos] = a
+    hb[pos] = b
+    hi[pos] = j
+
+
+def knn_chunk_approx(const floating[:, ::1] xq, const floating[:, ::1] xt, int64_t offset,
+                     int metric, double slack, const double[::1] qnorm, double[:, :, ::1] ha,
+                     double[:, :, ::1] hb, int64_t[:, :, ::1] hi, double[::1] stats,
+                     Py_ssize_t tile_rows=512, Py_ssize_t tile_cols=1024):
+    """The fast path of ``knn_chunk``: lists of the K2 (> k) best *approximate* keys, each
+    with its error bound (|approx - exact| <= b, see ``knn_chunk``), with no exact
+    recomputation during the scan; ``knn_verify`` then proves (or refutes) per row that the
+    exact top-k lies in its list. ``stats[0]`` is raised to the chunk's largest squared row
+    norm (the bound of the rows left out of the lists). Same tiles and segments as
+    ``knn_chunk``; call with the BLAS pool limited to one thread.
+    """
+    cdef Py_ssize_t n = xq.shape[0], m = xt.shape[0], d = xq.shape[1]
+    cdef Py_ssize_t nseg = ha.shape[0], k = ha.shape[2]
+    if n == 0 or m == 0:
+        return
+    require_blas()
+    dtype = np.float32 if floating is float else np.float64
+    cdef bint man = metric == K_MANHATTAN
+    cdef int nthreads = omp_get_max_threads()
+    cdef Py_ssize_t tr = max(1, min(tile_rows, n)), tc = max(1, min(tile_cols, m))
+    cdef Py_ssize_t n_qt = (n + tr - 1) // tr
+    cdef Py_ssize_t cp = (tc + MAN_JW - 1) // MAN_JW * MAN_JW
+    cdef double[::1] n2 = np.zeros(m, dtype=np.float64)
+    cdef double[::1] v = np.empty(m, dtype=np.float64)
+    cdef Py_ssize_t nt_g = 1 if man else nthreads, nt_m = nthreads if man else 1
+    cdef floating[:, :, ::1] buf = np.empty((nt_g, 1 if man else tr, 1 if man else tc),
+                                            dtype=dtype)
+    cdef double[:, :, ::1] mbuf = np.empty((nt_m, tr if man else 1, tc if man else 1),
+                                           dtype=np.float64)
+    cdef floating[:, ::1] bts = np.empty((nt_m, MAN_DB * cp if man else 1), dtype=dtype)
+    cdef Py_ssize_t ntasks = n_qt * nseg
+    cdef Py_ssize_t t, seg, r0, r1, i0, i1, j0, j1, i, j, jb, nt, tw
+    cdef floating* brow
+    cdef double* mrow
+    cdef double* ra
+    cdef double* rb
+    cdef int64_t* ri
+    cdef double a, c, s1, r1n, x, y
+    cdef uint64_t bits, u
+    cdef int tid
+    with nogil:
+        if not man:
+            _row_sqnorms(&xt[0, 0], m, d, &n2[0])
+        for j in range(m):
+            if n2[j] > stats[0]:
+                stats[0] = n2[j]
+            if metric == K_COSINE:
+                v[j] = 1.0 / sqrt(n2[j]) if n2[j] > 0.0 else 0.0
+            elif metric == K_INNER:
+                v[j] = sqrt(n2[j])
+            else:
+                v[j] = n2[j]
+        for t in prange(ntasks, schedule='dynamic',
+                        use_threads_if=ntasks > 1 and n * m * (d + 1) >= TG_PAR_MIN):
+            tid = threadid()
+            seg = t % nseg
+            i0 = (t // nseg) * tr
+            i1 = min(n, i0 + tr)
+            r0 = seg * m // nseg
+            r1 = (seg + 1) * m // nseg
+            # equal tiles of at most tc rows over the segment, in increasing order
+            nt = (r1 - r0 + tc - 1) // tc
+            tw = (r1 - r0 + nt - 1) // nt if nt > 0 else 1
+            j0 = r0
+            while j0 < r1:
+                j1 = min(r1, j0 + tw)
+                if man:
+                    _l1_tile(&xq[i0, 0], &xt[j0, 0], i1 - i0, j1 - j0, d, &mbuf[tid, 0, 0], tc,
+                             &bts[tid, 0])
+                else:
+                    _gemm_abt(&xq[i0, 0], &xt[j0, 0], <int>(i1 - i0), <int>(j1 - j0), <int>d,
+                              &buf[tid, 0, 0], <int>tc)
+                for i in range(i0, i1):
+                    ra = &ha[seg, i, 0]
+                    rb = &hb[seg, i, 0]
+                    ri = &hi[seg, i, 0]
+                    a = qnorm[i]
+                    if metric == K_SQEUCLIDEAN:
+                        brow = &buf[tid, i - i0, 0]
+                        # key = n1 + n2 - 2 p·q < worst  <=>  n2 - 2 p·q < worst - n1; blocks
+                        # of 16 are skipped on the OR of the differences' sign bits
+                        c = ra[k - 1] - a
+                        jb = j0
+                        while jb < j1:
+                            bits = 0
+                            if jb + 16 <= j1 and c == c:
+                                for j in range(jb, jb + 16):
+                                    x = (v[j] - 2.0 * brow[j - j0]) - c
+                                    memcpy(&u, &x, 8)
+                                    bits = bits | u
+                                if not (bits >> 63):
+                                    jb = jb + 16
+                                    continue
+                            for j in range(jb, min(j1, jb + 16)):
+                                x = v[j] - 2.0 * brow[j - j0]
+                                if x < c:
+                                    y = x + a
+                                    if _before(y, offset + j, ra[k - 1], ri[k - 1]):
+                                        _push3(ra, rb, ri, k, y, slack * (a + v[j]), offset + j)
+                                        c = ra[k - 1] - a
+                            jb = jb + 16
+                    elif metric == K_COSINE:
+                        brow = &buf[tid, i - i0, 0]
+                        s1 = 1.0 / sqrt(a) if a > 0.0 else 0.0
+                        for j in range(j0, j1):
+                            y = 1.0 - s1 * v[j] * brow[j - j0]
+                            if _before(y, offset + j, ra[k - 1], ri[k - 1]):
+                                _push3(ra, rb, ri, k, y, slack, offset + j)
+                    elif metric == K_INNER:
+                        brow = &buf[tid, i - i0, 0]
+                        r1n = sqrt(a)
+                        for j in range(j0, j1):
+                            y = -<double>brow[j - j0]
+                            if _before(y, offset + j, ra[k - 1], ri[k - 1]):
+                                _push3(ra, rb, ri, k, y, slack * r1n * v[j], offset + j)
+                    else:
+                        mrow = &mbuf[tid, i - i0, 0]
+                        for j in range(j0, j1):
+                            y = mrow[j - j0]
+                            if _before(y, offset + j, ra[k - 1], ri[k - 1]):
+                                _push3(ra, rb, ri, k, y, slack * y, offset + j)
+                j0 = j1
+
+
+def knn_verify(const floating[:, ::1] xq, const floating[:, ::1] xt, Py_ssize_t k, int metric,
+               double slack, double n2max, const double[::1] qnorm, double[:, :, ::1] ha,
+               double[:, :, ::1] hb, int64_t[:, :, ::1] hi, int out_kind,
+               floating[:, ::1] out_dist, int64_t[:, ::1] out_idx, uint8_t[::1] failed):
+    """Finish the approximate search (``knn_chunk_approx``) exactly, or flag the row.
+
+    Per query row: merge the segments' lists (K2 entries by approximate key a, bound b);
+    T = the largest a + b among the first k entries bounds the k-th exact key from above.
+    Rows never entering the list have a >= a_K2, so a lower bound a_K2 - b_max; if that
+    exceeds T (or every training row is in the list), the exact top-k is among the entries
+    with a - b <= T: their keys are recomputed in double from the rows of ``xt`` (the whole
+    training set, possibly a memory map), sorted by (key, index), and the first k written as
+    ``knn_finish`` does. Otherwise ``failed[i] = 1`` and the row is left for the exact path.
+    """
+    cdef Py_ssize_t nseg = ha.shape[0], n = ha.shape[1], k2 = ha.shape[2], d = xq.shape[1]
+    cdef Py_ssize_t m = xt.shape[0], i, j, s, nc
+    cdef double T, bmax, a, e, s1, s2 = 0.0
+    cdef double* ra
+    cdef double* rb
+    cdef int64_t* ri
+    cdef int64_t jj
+    cdef double[:, ::1] ck = np.empty((n, k2), dtype=np.float64)
+    cdef int64_t[:, ::1] ci = np.empty((n, k2), dtype=np.int64)
+    cdef double* rk
+    cdef int64_t* rki
+    with nogil:
+        for i in prange(n, schedule='dynamic', use_threads_if=n * k2 * d >= TG_PAR_MIN):
+            ra = &ha[0, i, 0]
+            rb = &hb[0, i, 0]
+            ri = &hi[0, i, 0]
+            for s in range(1, nseg):
+                for j in range(k2):
+                    if not _before(ha[s, i, j], hi[s, i, j], ra[k2 - 1], ri[k2 - 1]):
+                        break
+                    _push3(ra, rb, ri, k2, ha[s, i, j], hb[s, i, j], hi[s, i, j])
+            a = qnorm[i]
+            T = -INFINITY
+            for j in range(k):
+                if ra[j] + rb[j] > T:
+                    T = ra[j] + rb[j]
+            if metric == K_SQEUCLIDEAN:
+                bmax = slack * (a + n2max)
+            elif metric == K_INNER:
+                bmax = slack * sqrt(a) * sqrt(n2max)
+            elif metric == K_COSINE:
+                bmax = slack
+            else:
+                bmax = slack * ra[k2 - 1]
+            if k2 < m and not (ra[k2 - 1] - bmax > T):
+                failed[i] = 1
+                continue
+            failed[i] = 0
+            s1 = 1.0 / sqrt(a) if a > 0.0 else 0.0
+            rk = &ck[i, 0]
+            rki = &ci[i, 0]
+            for j in range(k):
+                rk[j] = INFINITY
+                rki[j] = INT64_MAX
+            for j in range(min(k2, m)):
+                if ra[j] - rb[j] <= T:
+                    jj = ri[j]
+                    if metric == K_COSINE:
+                        s2 = _sum_sq(&xt[jj, 0], &xt[jj, 0], d, False)
+                        s2 = 1.0 / sqrt(s2) if s2 > 0.0 else 0.0
+                    e = _exact_key(metric, &xq[i, 0], &xt[jj, 0], d, s1, s2)
+                    if _before(e, jj, rk[k - 1], rki[k - 1]):
+                        _push(rk, rki, k, e, jj)
+            for j in range(k):
+                if out_kind == 1:
+                    out_dist[i, j] = <floating>sqrt(rk[j])
+                elif out_kind == 2:
+                    out_dist[i, j] = <floating>(-rk[j])
+                else:
+                    out_dist[i, j] = <floating>rk[j]
+                out_idx[i, j] = rki[j]
 
 
 def euclid_grad_scale(const floating[:, ::1] g, const floating[:, ::1] d,

@@ -40,6 +40,9 @@ KNN_TILE_MANHATTAN = (128, 256)
 # Training rows are streamed in chunks of at most this many bytes (in-memory arrays are
 # sliced without copying; a memory map is read chunk by chunk).
 CHUNK_BYTES = 1 << 26
+# Extra entries of the fast path's approximate lists (2k + KNN_EXTRA per row): the margin
+# that lets the verification prove the exact top k lies in them.
+KNN_EXTRA = 8
 # Query rows per block of the radius search (its candidates are gathered per block).
 RADIUS_BLOCK = (256, 4096)
 
@@ -140,15 +143,21 @@ def _slack(metric, d, dtype):
     return 1.01 * terms * u + 64 * 2.0 ** -53
 
 
-def _knn_arrays(q, t, k, metric="euclidean"):
-    """The fused kernel on validated arrays: (distances [N, k], indices [N, k] int64),
-    nearest first (largest inner product first), streaming over the training set."""
-    n, d = q.shape
-    code, kind = _CODES[metric]
+def _tiles(metric, n, m):
+    """(query tile, training tile, number of training segments) of the kernels."""
     tr, tc = KNN_TILE_MANHATTAN if metric == "manhattan" else KNN_TILE
     n_qt = -(-n // tr) if n else 0
-    nseg = 1 if n_qt >= _rt.get_num_threads() else _rt.get_num_threads()
-    nseg = max(1, min(nseg, -(-t.shape[0] // tc)))
+    threads = _rt.get_num_threads()
+    nseg = 1 if n_qt >= threads else threads
+    return tr, tc, max(1, min(nseg, -(-m // tc)))
+
+
+def _knn_exact(q, t, k, metric, dist, idx):
+    """The exact path: every candidate passing the proven lower bound gets its exact key
+    during the scan (used for rows the fast path could not settle)."""
+    n, d = q.shape
+    code, kind = _CODES[metric]
+    tr, tc, nseg = _tiles(metric, n, t.shape[0])
     hd = np.full((nseg, n, k), np.inf)
     hi = np.full((nseg, n, k), np.iinfo(np.int64).max, dtype=np.int64)
     qn = np.empty(n, np.float64)
@@ -157,9 +166,48 @@ def _knn_arrays(q, t, k, metric="euclidean"):
     for offset, chunk in _chunks(t, tc):
         with blas_guard(n, chunk.shape[0], d):
             DK.knn_chunk(q, chunk, offset, code, slack, qn, hd, hi, tr, tc)
+    DK.knn_finish(hd, hi, kind, dist, idx)
+
+
+def _knn_arrays(q, t, k, metric="euclidean"):
+    """The fused kernel on validated arrays: (distances [N, k], indices [N, k] int64),
+    nearest first (largest inner product first), streaming over the training set.
+
+    Fast path: lists of the K2 = 2k + KNN_EXTRA best approximate keys (no exact work during
+    the scan), then ``knn_verify`` recomputes the few candidates exactly and proves that
+    nothing outside the lists can be in the top k; rows where it cannot (keys closer than the
+    error bound, e.g. data far from the origin) are redone on the exact path.
+    """
+    n, d = q.shape
+    m = t.shape[0]
     dist = np.empty((n, k), q.dtype)
     idx = np.empty((n, k), np.int64)
-    DK.knn_finish(hd, hi, kind, dist, idx)
+    if n == 0:
+        return dist, idx
+    code, kind = _CODES[metric]
+    if not (t.dtype == q.dtype and t.flags.c_contiguous):     # e.g. an int memory map
+        _knn_exact(q, t, k, metric, dist, idx)
+        return dist, idx
+    tr, tc, nseg = _tiles(metric, n, m)
+    k2 = min(m, 2 * k + KNN_EXTRA)
+    ha = np.full((nseg, n, k2), np.inf)
+    hb = np.zeros((nseg, n, k2))
+    hi = np.full((nseg, n, k2), np.iinfo(np.int64).max, dtype=np.int64)
+    qn = np.empty(n, np.float64)
+    DK.row_sqnorms(q, qn)
+    slack = _slack(metric, d, q.dtype)
+    stats = np.zeros(1)
+    for offset, chunk in _chunks(t, tc):
+        with blas_guard(n, chunk.shape[0], d):
+            DK.knn_chunk_approx(q, chunk, offset, code, slack, qn, ha, hb, hi, stats, tr, tc)
+    failed = np.zeros(n, np.uint8)
+    DK.knn_verify(q, t, k, code, slack, stats[0], qn, ha, hb, hi, kind, dist, idx, failed)
+    rows = np.flatnonzero(failed)
+    if rows.size:
+        sub_d = np.empty((rows.size, k), q.dtype)
+        sub_i = np.empty((rows.size, k), np.int64)
+        _knn_exact(np.ascontiguousarray(q[rows]), t, k, metric, sub_d, sub_i)
+        dist[rows], idx[rows] = sub_d, sub_i
     return dist, idx
 
 
