@@ -30,6 +30,9 @@ TINY = {
     "sgd_momentum": {"shapes": ((30, 20), (7,))}, "adam": {"shapes": ((30, 20), (7,))},
     "cdist": {"n": 20, "m": 30, "d": 16},
     "knn_predict": {"n": 50, "m": 300, "d": 8, "classes": 3},
+    "knn_kneighbors": {"n": 20, "m": 300, "d": 16, "k": 3},
+    "knn_kneighbors_large": {"n": 20, "m": 300, "d": 16, "k": 3},
+    "cdist_manhattan": {"n": 20, "m": 30, "d": 16},
 }
 
 

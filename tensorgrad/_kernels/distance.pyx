@@ -713,6 +713,20 @@ cdef inline void _push3(double* ha, double* hb, int64_t* hi, Py_ssize_t k, doubl
     hi[pos] = j
 
 
+cdef inline void _norm_terms(const double* n2, double* v, Py_ssize_t j0, Py_ssize_t j1,
+                             int metric) noexcept nogil:
+    """v[j] for the approximate keys: 1/|q| (cosine; 0 for a zero row), |q| (inner product),
+    ||q||² (the others)."""
+    cdef Py_ssize_t j
+    for j in range(j0, j1):
+        if metric == K_COSINE:
+            v[j] = 1.0 / sqrt(n2[j]) if n2[j] > 0.0 else 0.0
+        elif metric == K_INNER:
+            v[j] = sqrt(n2[j])
+        else:
+            v[j] = n2[j]
+
+
 def knn_chunk_approx(const floating[:, ::1] xq, const floating[:, ::1] xt, int64_t offset,
                      int metric, double slack, const double[::1] qnorm, double[:, :, ::1] ha,
                      double[:, :, ::1] hb, int64_t[:, :, ::1] hi, double[::1] stats,
@@ -753,18 +767,13 @@ def knn_chunk_approx(const floating[:, ::1] xq, const floating[:, ::1] xt, int64
     cdef double a, c, s1, r1n, x, y
     cdef uint64_t bits, u
     cdef int tid
+    # With one query tile, each training row is used by one task only: that task computes
+    # its rows' norms just before their GEMM (the block is then read from memory once).
+    cdef bint late = n_qt == 1
     with nogil:
-        if not man:
+        if not man and not late:
             _row_sqnorms(&xt[0, 0], m, d, &n2[0])
-        for j in range(m):
-            if n2[j] > stats[0]:
-                stats[0] = n2[j]
-            if metric == K_COSINE:
-                v[j] = 1.0 / sqrt(n2[j]) if n2[j] > 0.0 else 0.0
-            elif metric == K_INNER:
-                v[j] = sqrt(n2[j])
-            else:
-                v[j] = n2[j]
+            _norm_terms(&n2[0], &v[0], 0, m, metric)
         for t in prange(ntasks, schedule='dynamic',
                         use_threads_if=ntasks > 1 and n * m * (d + 1) >= TG_PAR_MIN):
             tid = threadid()
@@ -779,6 +788,9 @@ def knn_chunk_approx(const floating[:, ::1] xq, const floating[:, ::1] xt, int64
             j0 = r0
             while j0 < r1:
                 j1 = min(r1, j0 + tw)
+                if late and not man:
+                    _row_sqnorms_serial(&xt[j0, 0], j1 - j0, d, &n2[j0])
+                    _norm_terms(&n2[0], &v[0], j0, j1, metric)
                 if man:
                     _l1_tile(&xq[i0, 0], &xt[j0, 0], i1 - i0, j1 - j0, d, &mbuf[tid, 0, 0], tc,
                              &bts[tid, 0])
@@ -835,6 +847,9 @@ def knn_chunk_approx(const floating[:, ::1] xq, const floating[:, ::1] xt, int64
                             if _before(y, offset + j, ra[k - 1], ri[k - 1]):
                                 _push3(ra, rb, ri, k, y, slack * y, offset + j)
                 j0 = j1
+        for j in range(m):
+            if n2[j] > stats[0]:
+                stats[0] = n2[j]
 
 
 def knn_verify(const floating[:, ::1] xq, const floating[:, ::1] xt, Py_ssize_t k, int metric,

@@ -35,7 +35,7 @@ __all__ = ["KNeighborsClassifier", "KNeighborsRegressor", "RadiusNeighborsClassi
 # (query rows, training rows) per tile of the fused kernel: one GEMM tile per thread that keeps
 # sgemm near its peak; the top-k epilogue reads it back from cache. Manhattan has no GEMM and
 # smaller tiles (its kernel keeps a transposed feature block of the training tile in L2).
-KNN_TILE = (512, 1024)
+KNN_TILE = (512, 1280)
 KNN_TILE_MANHATTAN = (128, 256)
 # Training rows are streamed in chunks of at most this many bytes (in-memory arrays are
 # sliced without copying; a memory map is read chunk by chunk).
