@@ -40,7 +40,7 @@ KNN_TILE_MANHATTAN = (128, 256)
 # Training rows are streamed in chunks of at most this many bytes (in-memory arrays are
 # sliced without copying; a memory map is read chunk by chunk).
 CHUNK_BYTES = 1 << 26
-# Extra entries of the fast path's approximate lists (2k + KNN_EXTRA per row): the margin
+# Extra entries of the fast path's approximate lists (k + KNN_EXTRA per row): the margin
 # that lets the verification prove the exact top k lies in them.
 KNN_EXTRA = 8
 # Query rows per block of the radius search (its candidates are gathered per block).
@@ -173,7 +173,7 @@ def _knn_arrays(q, t, k, metric="euclidean"):
     """The fused kernel on validated arrays: (distances [N, k], indices [N, k] int64),
     nearest first (largest inner product first), streaming over the training set.
 
-    Fast path: lists of the K2 = 2k + KNN_EXTRA best approximate keys (no exact work during
+    Fast path: lists of the K2 = k + KNN_EXTRA best approximate keys (no exact work during
     the scan), then ``knn_verify`` recomputes the few candidates exactly and proves that
     nothing outside the lists can be in the top k; rows where it cannot (keys closer than the
     error bound, e.g. data far from the origin) are redone on the exact path.
@@ -189,7 +189,7 @@ def _knn_arrays(q, t, k, metric="euclidean"):
         _knn_exact(q, t, k, metric, dist, idx)
         return dist, idx
     tr, tc, nseg = _tiles(metric, n, m)
-    k2 = min(m, 2 * k + KNN_EXTRA)
+    k2 = min(m, k + KNN_EXTRA)
     ha = np.full((nseg, n, k2), np.inf)
     hb = np.zeros((nseg, n, k2))
     hi = np.full((nseg, n, k2), np.iinfo(np.int64).max, dtype=np.int64)
