@@ -758,14 +758,13 @@ def knn_chunk_approx(const floating[:, ::1] xq, const floating[:, ::1] xt, int64
                                            dtype=np.float64)
     cdef floating[:, ::1] bts = np.empty((nt_m, MAN_DB * cp if man else 1), dtype=dtype)
     cdef Py_ssize_t ntasks = n_qt * nseg
-    cdef Py_ssize_t t, seg, r0, r1, i0, i1, j0, j1, i, j, jb, nt, tw
+    cdef Py_ssize_t t, seg, r0, r1, i0, i1, j0, j1, i, j, nt, tw
     cdef floating* brow
     cdef double* mrow
     cdef double* ra
     cdef double* rb
     cdef int64_t* ri
     cdef double a, c, s1, r1n, x, y
-    cdef uint64_t bits, u
     cdef int tid
     # With one query tile, each training row is used by one task only: that task computes
     # its rows' norms just before their GEMM (the block is then read from memory once).
@@ -804,28 +803,16 @@ def knn_chunk_approx(const floating[:, ::1] xq, const floating[:, ::1] xt, int64
                     a = qnorm[i]
                     if metric == K_SQEUCLIDEAN:
                         brow = &buf[tid, i - i0, 0]
-                        # key = n1 + n2 - 2 p·q < worst  <=>  n2 - 2 p·q < worst - n1; blocks
-                        # of 16 are skipped on the OR of the differences' sign bits
+                        # key = n1 + n2 - 2 p·q < worst  <=>  n2 - 2 p·q < worst - n1 (a
+                        # plain loop: skipping blocks on a sign-bit OR measured slower here)
                         c = ra[k - 1] - a
-                        jb = j0
-                        while jb < j1:
-                            bits = 0
-                            if jb + 16 <= j1 and c == c:
-                                for j in range(jb, jb + 16):
-                                    x = (v[j] - 2.0 * brow[j - j0]) - c
-                                    memcpy(&u, &x, 8)
-                                    bits = bits | u
-                                if not (bits >> 63):
-                                    jb = jb + 16
-                                    continue
-                            for j in range(jb, min(j1, jb + 16)):
-                                x = v[j] - 2.0 * brow[j - j0]
-                                if x < c:
-                                    y = x + a
-                                    if _before(y, offset + j, ra[k - 1], ri[k - 1]):
-                                        _push3(ra, rb, ri, k, y, slack * (a + v[j]), offset + j)
-                                        c = ra[k - 1] - a
-                            jb = jb + 16
+                        for j in range(j0, j1):
+                            x = v[j] - 2.0 * brow[j - j0]
+                            if x < c:
+                                y = x + a
+                                if _before(y, offset + j, ra[k - 1], ri[k - 1]):
+                                    _push3(ra, rb, ri, k, y, slack * (a + v[j]), offset + j)
+                                    c = ra[k - 1] - a
                     elif metric == K_COSINE:
                         brow = &buf[tid, i - i0, 0]
                         s1 = 1.0 / sqrt(a) if a > 0.0 else 0.0
