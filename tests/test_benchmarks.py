@@ -35,6 +35,9 @@ TINY = {
     "conv2d_64x8x8": {"n": 1, "c": 3, "h": 4, "o": 5},
     "max_pool2d_32x32x32": {"n": 2, "c": 3, "h": 6}, "bn_pool_32x32x32": {"n": 2, "c": 3, "h": 6},
     "batch_norm_train": {"n": 4, "c": 3, "h": 5, "w": 6},
+    "knn_kneighbors": {"n": 20, "m": 300, "d": 16, "k": 3},
+    "knn_kneighbors_large": {"n": 20, "m": 300, "d": 16, "k": 3},
+    "cdist_manhattan": {"n": 20, "m": 30, "d": 16},
 }
 
 

@@ -212,13 +212,19 @@ def test_knn_kernel_ties_and_segments(dtype):
     d2 = ((xq[:, None, :].astype(np.int64) - xt[None, :, :].astype(np.int64)) ** 2).sum(-1)
     order = np.array([np.lexsort((np.arange(211), row)) for row in d2])[:, :k]
     exp_d = np.sqrt(np.take_along_axis(d2, order, 1))
-    for tr, tc, seg, threads in [(256, 1024, 0, 2), (1, 1, 0, 2), (5, 17, 3, 2),
-                                 (37, 211, 1, 1), (8, 50, 4, 1), (2, 7, 0, 1)]:
+    for tr, tc, seg, threads in [(256, 1024, 1, 2), (1, 1, 2, 2), (5, 17, 3, 2),
+                                 (37, 211, 1, 1), (8, 50, 4, 1), (2, 7, 1, 1)]:
         tg.set_num_threads(threads)
         dist = np.empty((37, k), dtype)
         idx = np.empty((37, k), np.int64)
+        hd = np.full((seg, 37, k), np.inf)
+        hi = np.full((seg, 37, k), np.iinfo(np.int64).max)
+        qn = np.empty(37)
+        DK.row_sqnorms(xq, qn)
         with blas_single_thread():
-            DK.knn(xq, xt, k, dist, idx, False, tr, tc, seg)
+            for start in range(0, 211, 60):     # the training rows in chunks, as streamed
+                DK.knn_chunk(xq, xt[start:start + 60], start, 0, 1e-3, qn, hd, hi, tr, tc)
+        DK.knn_finish(hd, hi, 1, dist, idx)
         np.testing.assert_array_equal(idx, order, err_msg=f"tiles {tr}x{tc}, seg {seg}")
         np.testing.assert_allclose(dist, exp_d, rtol=1e-6)
 

@@ -207,7 +207,8 @@ def test_help_exits_0(capsys):
     (["nope"], "tensorgrad: error: unknown command 'nope' (expected train, bench, ops, info)"),
     (["info", "--bogus"], "tensorgrad info: error: unrecognized arguments: --bogus"),
     (["bench", "--engines", "jax"], ("tensorgrad bench: error: --engines: unknown engine(s) "
-                                     "jax; choose from tensorgrad, numpy, torch, sklearn")),
+                                     "jax; choose from tensorgrad, numpy, torch, sklearn, "
+                                     "scipy, faiss")),
 ])
 def test_top_level_usage_errors(capsys, argv, error):
     assert cli_main.main(argv) == 2

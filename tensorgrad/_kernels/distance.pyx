@@ -44,8 +44,8 @@ number of columns, 1 <= k <= M, outputs allocated by the caller.
 import numpy as np
 
 from cython.parallel cimport prange, threadid
-from libc.math cimport sqrt
-from libc.stdint cimport int64_t, INT64_MAX, uint64_t
+from libc.math cimport INFINITY, fabs, fabsf, sqrt
+from libc.stdint cimport int64_t, INT64_MAX, uint8_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from tensorgrad._kernels._openmp cimport TG_PAR_MIN, omp_get_max_threads
@@ -250,8 +250,271 @@ def cdist(const floating[:, ::1] x1, const floating[:, ::1] x2, floating[:, ::1]
                             i0, min(n, i0 + tr), j0, min(m, j0 + tc), tau, squared)
 
 
+# --- the other metrics' exact values (double, from the input rows) ---------------------------
+cdef inline double _dot_exact(const floating* p, const floating* q, Py_ssize_t d) noexcept nogil:
+    """Σ p_i q_i in double (float32 products are exact in double), eight partial sums."""
+    cdef double acc[8]
+    cdef Py_ssize_t i = 0, j
+    for j in range(8):
+        acc[j] = 0.0
+    while i + 8 <= d:
+        for j in range(8):
+            acc[j] += <double>p[i + j] * <double>q[i + j]
+        i += 8
+    while i < d:
+        acc[0] += <double>p[i] * <double>q[i]
+        i += 1
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+
+
+cdef inline double _l1_exact(const floating* p, const floating* q, Py_ssize_t d) noexcept nogil:
+    """Σ |p_i - q_i| in double, eight partial sums."""
+    cdef double acc[8]
+    cdef double t
+    cdef Py_ssize_t i = 0, j
+    for j in range(8):
+        acc[j] = 0.0
+    while i + 8 <= d:
+        for j in range(8):
+            t = <double>p[i + j] - <double>q[i + j]
+            acc[j] += t if t >= 0.0 else -t
+        i += 8
+    while i < d:
+        t = <double>p[i] - <double>q[i]
+        acc[0] += t if t >= 0.0 else -t
+        i += 1
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+
+
+cdef inline double _cos_exact(const floating* p, const floating* q, Py_ssize_t d, double s1,
+                              double s2) noexcept nogil:
+    """1 - cos(p, q) as ½ ||p/|p| - q/|q|||² in double (no cancellation for nearly parallel
+    rows); 1 when either row is zero (s = 1/|x|, 0 for a zero row), as scikit-learn."""
+    cdef double acc[8]
+    cdef double t
+    cdef Py_ssize_t i = 0, j
+    if s1 == 0.0 or s2 == 0.0:
+        return 1.0
+    for j in range(8):
+        acc[j] = 0.0
+    while i + 8 <= d:
+        for j in range(8):
+            t = <double>p[i + j] * s1 - <double>q[i + j] * s2
+            acc[j] += t * t
+        i += 8
+    while i < d:
+        t = <double>p[i] * s1 - <double>q[i] * s2
+        acc[0] += t * t
+        i += 1
+    return 0.5 * (((acc[0] + acc[1]) + (acc[2] + acc[3]))
+                  + ((acc[4] + acc[5]) + (acc[6] + acc[7])))
+
+
+# --- Manhattan: a tiled kernel without GEMM -------------------------------------------------
+# Feature block (the float partial sums run over at most MAN_DB features, then go to double),
+# and the register block of the micro-kernel: MAN_IR rows of x1 by MAN_JW rows of x2.
+cdef enum:
+    MAN_DB = 256
+    MAN_JW = 8
+    MAN_IR = 4
+
+
+cdef inline floating _fabs(floating x) noexcept nogil:
+    if floating is float:
+        return fabsf(x)
+    else:
+        return fabs(x)
+
+
+cdef void _l1_tile(const floating* a, const floating* b, Py_ssize_t rows, Py_ssize_t cols,
+                   Py_ssize_t d, double* out, Py_ssize_t ldo, floating* bt) noexcept nogil:
+    """out[i, j] = Σ_t |a[i, t] - b[j, t]| (double, leading dimension ldo) for a [rows, d]
+    and b [cols, d] (C-contiguous, ld = d).
+
+    Per block of MAN_DB features, b's block is transposed into ``bt`` [MAN_DB, cols rounded
+    up to MAN_JW] (zero padded), so the micro-kernel's inner loop runs over MAN_JW
+    consecutive columns: a broadcast of a[i, t], a subtraction, an absolute value (a mask)
+    and an add per lane, for MAN_IR rows at once, in accumulators that stay in registers
+    (GCC vectorises the fixed-length lane loops). The block's float sums are added to
+    ``out`` in double, so the error bound is that of MAN_DB-term float sums.
+    """
+    cdef Py_ssize_t cp = (cols + MAN_JW - 1) // MAN_JW * MAN_JW
+    cdef Py_ssize_t d0 = 0, db, t, j, i, jj, l, r, nr, nc
+    cdef floating acc0[MAN_JW]
+    cdef floating acc1[MAN_JW]
+    cdef floating acc2[MAN_JW]
+    cdef floating acc3[MAN_JW]
+    cdef const floating* q
+    cdef const floating* p0
+    cdef const floating* p1
+    cdef const floating* p2
+    cdef const floating* p3
+    cdef floating v0, v1, v2, v3
+    cdef double* o
+    for i in range(rows):
+        for j in range(cols):
+            out[i * ldo + j] = 0.0
+    while d0 < d:
+        db = min(<Py_ssize_t>MAN_DB, d - d0)
+        for j in range(cols):
+            for t in range(db):
+                bt[t * cp + j] = b[j * d + d0 + t]
+        for t in range(db):
+            for j in range(cols, cp):
+                bt[t * cp + j] = 0
+        i = 0
+        while i < rows:
+            nr = min(<Py_ssize_t>MAN_IR, rows - i)
+            p0 = a + i * d + d0
+            p1 = a + (i + min(1, nr - 1)) * d + d0
+            p2 = a + (i + min(2, nr - 1)) * d + d0
+            p3 = a + (i + min(3, nr - 1)) * d + d0
+            jj = 0
+            while jj < cp:
+                for l in range(MAN_JW):
+                    acc0[l] = 0
+                    acc1[l] = 0
+                    acc2[l] = 0
+                    acc3[l] = 0
+                for t in range(db):
+                    q = bt + t * cp + jj
+                    v0 = p0[t]
+                    v1 = p1[t]
+                    v2 = p2[t]
+                    v3 = p3[t]
+                    for l in range(MAN_JW):
+                        acc0[l] += _fabs(v0 - q[l])
+                        acc1[l] += _fabs(v1 - q[l])
+                        acc2[l] += _fabs(v2 - q[l])
+                        acc3[l] += _fabs(v3 - q[l])
+                nc = min(<Py_ssize_t>MAN_JW, cols - jj)
+                o = out + i * ldo + jj
+                for l in range(nc):
+                    o[l] += acc0[l]
+                if nr > 1:
+                    for l in range(nc):
+                        o[ldo + l] += acc1[l]
+                if nr > 2:
+                    for l in range(nc):
+                        o[2 * ldo + l] += acc2[l]
+                if nr > 3:
+                    for l in range(nc):
+                        o[3 * ldo + l] += acc3[l]
+                jj += MAN_JW
+            i += MAN_IR
+        d0 += db
+
+
+def cdist_manhattan(const floating[:, ::1] x1, const floating[:, ::1] x2, floating[:, ::1] out,
+                    Py_ssize_t tile_rows=64, Py_ssize_t tile_cols=256):
+    """out[i, j] = Σ_t |x1[i, t] - x2[j, t]|, in tiles of tile_rows × tile_cols (one task
+    each; the grid does not depend on the thread count, so neither does the result).
+
+    Per-thread workspace: one double tile and one transposed feature block of x2; never an
+    N×M×D array. Float32 inputs are summed in float over blocks of MAN_DB features and in
+    double across blocks: relative error at most about (MAN_DB + 2)·2⁻²⁴.
+    """
+    cdef Py_ssize_t n = x1.shape[0], m = x2.shape[0], d = x1.shape[1]
+    if n == 0 or m == 0:
+        return
+    dtype = np.float32 if floating is float else np.float64
+    cdef Py_ssize_t tr = max(1, min(tile_rows, n)), tc = max(1, min(tile_cols, m))
+    cdef Py_ssize_t cp = (tc + MAN_JW - 1) // MAN_JW * MAN_JW
+    cdef Py_ssize_t n_rt = (n + tr - 1) // tr, n_ct = (m + tc - 1) // tc
+    cdef int nthreads = omp_get_max_threads()
+    cdef double[:, ::1] work = np.empty((nthreads, tr * tc), dtype=np.float64)
+    cdef floating[:, ::1] bts = np.empty((nthreads, MAN_DB * cp), dtype=dtype)
+    cdef Py_ssize_t t, i0, i1, j0, j1, i, j
+    cdef double* w
+    cdef int tid
+    with nogil:
+        for t in prange(n_rt * n_ct, schedule='dynamic',
+                        use_threads_if=n_rt * n_ct > 1 and n * m * (d + 1) >= TG_PAR_MIN):
+            tid = threadid()
+            w = &work[tid, 0]
+            i0 = (t // n_ct) * tr
+            i1 = min(n, i0 + tr)
+            j0 = (t % n_ct) * tc
+            j1 = min(m, j0 + tc)
+            _l1_tile(&x1[i0, 0], &x2[j0, 0], i1 - i0, j1 - j0, d, w, tc, &bts[tid, 0])
+            for i in range(i0, i1):
+                for j in range(j0, j1):
+                    out[i, j] = <floating>w[(i - i0) * tc + j - j0]
+
+
+def sign_contract(const floating[:, ::1] g, const floating[:, ::1] a,
+                  const floating[:, ::1] b, floating[:, ::1] out):
+    """out[i, t] = Σ_j g[i, j] · sign(a[i, t] - b[j, t])  (sign(0) = 0): the gradient of
+    Σ g ⊙ cdist_manhattan(a, b) w.r.t. a. Summed in double over j in order, per row."""
+    cdef Py_ssize_t n = a.shape[0], m = b.shape[0], d = a.shape[1], i, j, t
+    cdef int nthreads = omp_get_max_threads()
+    cdef double[:, ::1] work = np.empty((nthreads, max(d, 1)), dtype=np.float64)
+    cdef double* w
+    cdef double gij, x
+    if n == 0 or d == 0:
+        return
+    with nogil:
+        for i in prange(n, schedule='static', use_threads_if=n * m * (d + 1) >= TG_PAR_MIN):
+            w = &work[threadid(), 0]
+            for t in range(d):
+                w[t] = 0.0
+            for j in range(m):
+                gij = g[i, j]
+                for t in range(d):
+                    x = <double>a[i, t] - <double>b[j, t]
+                    w[t] += gij * ((x > 0.0) - (x < 0.0))
+            for t in range(d):
+                out[i, t] = <floating>w[t]
+
+
+cdef inline double _sign_dot(const floating* h, const floating* p, const floating* q,
+                             Py_ssize_t d) noexcept nogil:
+    """Σ_t h[t] · sign(p[t] - q[t]) in double, eight partial sums."""
+    cdef double acc[8]
+    cdef double x
+    cdef Py_ssize_t t = 0, l
+    for l in range(8):
+        acc[l] = 0.0
+    while t + 8 <= d:
+        for l in range(8):
+            x = <double>p[t + l] - <double>q[t + l]
+            acc[l] += h[t + l] * ((x > 0.0) - (x < 0.0))
+        t += 8
+    while t < d:
+        x = <double>p[t] - <double>q[t]
+        acc[0] += h[t] * ((x > 0.0) - (x < 0.0))
+        t += 1
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+
+
+def sign_dot(const floating[:, ::1] h, const floating[:, ::1] a, const floating[:, ::1] b,
+             floating[:, ::1] out):
+    """out[i, j] = Σ_t h[i, t] · sign(a[i, t] - b[j, t])  (sign(0) = 0): the adjoint of
+    ``sign_contract`` in its first argument. Summed in double, eight partial sums."""
+    cdef Py_ssize_t n = a.shape[0], m = b.shape[0], d = a.shape[1], i, j
+    if n == 0 or m == 0:
+        return
+    if d == 0:
+        out[:, :] = 0
+        return
+    with nogil:
+        for i in prange(n, schedule='static', use_threads_if=n * m * (d + 1) >= TG_PAR_MIN):
+            for j in range(m):
+                out[i, j] = <floating>_sign_dot(&h[i, 0], &a[i, 0], &b[j, 0], d)
+
+
+# --- k nearest neighbours --------------------------------------------------------------------
+# Metric codes (tensorgrad/neighbors/knn.py uses the same numbers). The key ranked is
+# d² (SQEUCLIDEAN; euclidean ranks it too), 1 - cos (COSINE), -p·q (INNER) or Σ|p - q|.
+cdef enum:
+    K_SQEUCLIDEAN = 0
+    K_COSINE = 1
+    K_INNER = 2
+    K_MANHATTAN = 3
+
+
 cdef inline bint _before(double d, int64_t j, double d_ref, int64_t j_ref) noexcept nogil:
-    """Lexicographic order on (d², index): smaller distance first, then smaller index."""
+    """Lexicographic order on (key, index): smaller key first, then smaller index."""
     return d < d_ref or (d == d_ref and j < j_ref)
 
 
@@ -269,81 +532,155 @@ cdef inline void _push(double* hd, int64_t* hi, Py_ssize_t k, double d, int64_t 
     hi[pos] = j
 
 
-def knn(const floating[:, ::1] xq, const floating[:, ::1] xt, Py_ssize_t k,
-        floating[:, ::1] out_dist, int64_t[:, ::1] out_idx, bint squared=False,
-        Py_ssize_t tile_rows=512, Py_ssize_t tile_cols=1024, int num_segments=0):
-    """The k nearest rows of xt for every row of xq, nearest first.
+cdef inline double _exact_key(int metric, const floating* p, const floating* q, Py_ssize_t d,
+                              double s1, double s2) noexcept nogil:
+    if metric == K_SQEUCLIDEAN:
+        return _sum_sq(p, q, d, True)
+    if metric == K_COSINE:
+        return _cos_exact(p, q, d, s1, s2)
+    if metric == K_INNER:
+        return -_dot_exact(p, q, d)
+    return _l1_exact(p, q, d)
 
-    out_dist[i] = the k smallest ||xq[i] - xt[j]|| (squared if asked), out_idx[i] = their
-    j; ties in distance go to the smaller j. ``num_segments`` (0 = automatic) splits the
-    training rows for parallelism when there are few query tiles; it never changes the
-    result. Call with the BLAS pool limited to one thread.
+
+def row_sqnorms(const floating[:, ::1] x, double[::1] out):
+    """out[i] = ||x[i]||², in double (eight partial sums, the same for any thread count)."""
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1]
+    if n == 0:
+        return
+    with nogil:
+        _row_sqnorms(&x[0, 0], n, d, &out[0])
+
+
+def knn_chunk(const floating[:, ::1] xq, const floating[:, ::1] xt, int64_t offset, int metric,
+              double slack, const double[::1] qnorm, double[:, :, ::1] hd,
+              int64_t[:, :, ::1] hi, Py_ssize_t tile_rows=512, Py_ssize_t tile_cols=1024):
+    """Merge the training rows xt (global indices offset + j) into running top-k lists.
+
+    ``hd``/``hi`` [nseg, N, k] hold, per segment and query row, the k best (key, index)
+    pairs so far, sorted, initialised to (inf, INT64_MAX); segment s scans the s-th of
+    nseg equal contiguous parts of xt, so every list receives indices in increasing order.
+    Keys are always exact (double, from the input rows): an approximate key from a tile (one
+    GEMM for the GEMM metrics, ``_l1_tile`` for Manhattan) only decides, through a lower
+    bound, which pairs need their exact key. ``slack`` bounds the approximation's error:
+    |approx - exact| <= slack·(n1 + n2) (sqeuclidean), slack (cosine), slack·|p|·|q|
+    (inner product), slack·approx (Manhattan). ``qnorm`` holds the queries' squared norms.
+    Call with the BLAS pool limited to one thread.
     """
     cdef Py_ssize_t n = xq.shape[0], m = xt.shape[0], d = xq.shape[1]
-    if n == 0:
+    cdef Py_ssize_t nseg = hd.shape[0], k = hd.shape[2]
+    if n == 0 or m == 0:
         return
     require_blas()
     dtype = np.float32 if floating is float else np.float64
+    cdef bint man = metric == K_MANHATTAN
     cdef int nthreads = omp_get_max_threads()
     cdef Py_ssize_t tr = max(1, min(tile_rows, n)), tc = max(1, min(tile_cols, m))
-    cdef Py_ssize_t n_qt = (n + tr - 1) // tr, n_tt = (m + tc - 1) // tc
-    cdef Py_ssize_t nseg = num_segments
-    if nseg <= 0:
-        nseg = 1 if n_qt >= nthreads else nthreads
-    nseg = max(1, min(nseg, n_tt))
-    cdef double[::1] n1 = np.empty(n, dtype=np.float64)
+    cdef Py_ssize_t n_qt = (n + tr - 1) // tr
+    cdef Py_ssize_t cp = (tc + MAN_JW - 1) // MAN_JW * MAN_JW
     cdef double[::1] n2 = np.empty(m, dtype=np.float64)
-    # One sorted top-k list per (segment, query row), plus one GEMM tile per thread.
-    cdef double[:, :, ::1] hd = np.full((nseg, n, k), np.inf)
-    cdef int64_t[:, :, ::1] hi = np.full((nseg, n, k), INT64_MAX, dtype=np.int64)
-    cdef floating[:, :, ::1] buf = np.empty((nthreads, tr, tc), dtype=dtype)
-    cdef double tau = TAU_F32 if floating is float else TAU_F64
+    cdef double[::1] v = np.empty(m, dtype=np.float64)      # per training row, see below
+    # Per-thread workspace: a GEMM tile, or a double tile and a transposed block (Manhattan).
+    cdef Py_ssize_t nt_g = 1 if man else nthreads, nt_m = nthreads if man else 1
+    cdef floating[:, :, ::1] buf = np.empty((nt_g, 1 if man else tr,
+                                             1 if man else tc), dtype=dtype)
+    cdef double[:, :, ::1] mbuf = np.empty((nt_m, tr if man else 1, tc if man else 1),
+                                           dtype=np.float64)
+    cdef floating[:, ::1] bts = np.empty((nt_m, MAN_DB * cp if man else 1), dtype=dtype)
     cdef Py_ssize_t ntasks = n_qt * nseg
-    cdef Py_ssize_t t, seg, tt, tt0, tt1, i0, i1, j0, j1, i, j, s
+    cdef Py_ssize_t t, seg, r0, r1, i0, i1, j0, j1, i, j
     cdef const floating* p
     cdef floating* brow
+    cdef double* mrow
     cdef double* rd
     cdef int64_t* ri
-    cdef double[::1] w = np.empty(m, dtype=np.float64)
-    cdef double a, d2, c
+    cdef double a, c, s1, e, r1n, keep = 1.0 - slack
     cdef int tid
     with nogil:
-        _row_sqnorms(&xq[0, 0], n, d, &n1[0])
-        _row_sqnorms(&xt[0, 0], m, d, &n2[0])
+        if not man:
+            _row_sqnorms(&xt[0, 0], m, d, &n2[0])
+        # v: the training row's part of the lower bound of its key.
         for j in range(m):
-            w[j] = (1.0 - tau) * n2[j]
+            if metric == K_SQEUCLIDEAN:
+                v[j] = keep * n2[j]                              # lb = v - 2 p·q + keep·n1
+            elif metric == K_COSINE:
+                v[j] = 1.0 / sqrt(n2[j]) if n2[j] > 0.0 else 0.0     # 1/|q| (0: zero row)
+            elif metric == K_INNER:
+                v[j] = -slack * sqrt(n2[j])                      # lb = -p·q + |p|·v
         for t in prange(ntasks, schedule='dynamic',
                         use_threads_if=ntasks > 1 and n * m * (d + 1) >= TG_PAR_MIN):
             tid = threadid()
             seg = t % nseg
             i0 = (t // nseg) * tr
             i1 = min(n, i0 + tr)
-            tt0 = seg * n_tt // nseg
-            tt1 = (seg + 1) * n_tt // nseg
-            # Training tiles in increasing order, the same grid for any thread count.
-            for tt in range(tt0, tt1):
-                j0 = tt * tc
-                j1 = min(m, j0 + tc)
-                _gemm_abt(&xq[i0, 0], &xt[j0, 0], <int>(i1 - i0), <int>(j1 - j0), <int>d,
-                          &buf[tid, 0, 0], <int>tc)
+            r0 = seg * m // nseg
+            r1 = (seg + 1) * m // nseg
+            j0 = r0
+            while j0 < r1:      # training tiles in increasing order
+                j1 = min(r1, j0 + tc)
+                if man:
+                    _l1_tile(&xq[i0, 0], &xt[j0, 0], i1 - i0, j1 - j0, d, &mbuf[tid, 0, 0], tc,
+                             &bts[tid, 0])
+                else:
+                    _gemm_abt(&xq[i0, 0], &xt[j0, 0], <int>(i1 - i0), <int>(j1 - j0), <int>d,
+                              &buf[tid, 0, 0], <int>tc)
                 for i in range(i0, i1):
                     p = &xq[i, 0]
-                    brow = &buf[tid, i - i0, 0]
                     rd = &hd[seg, i, 0]
                     ri = &hi[seg, i, 0]
-                    a = n1[i]
-                    # Cheap filter, a superset of the pairs that can enter the list:
-                    # d2 < worst + tau·(n1 + n2)  <=>  w_j - 2 p·q < worst - (1 - tau)·n1.
-                    c = rd[k - 1] - (1.0 - tau) * a
-                    for j in range(j0, j1):
-                        if w[j] - 2.0 * brow[j - j0] < c:
-                            d2 = _sq_dist(a, n2[j], brow[j - j0], tau, p, &xt[j, 0], d)
-                            if d2 < 0.0:
-                                d2 = 0.0
-                            if _before(d2, j, rd[k - 1], ri[k - 1]):
-                                _push(rd, ri, k, d2, j)
-                                c = rd[k - 1] - (1.0 - tau) * a
-        # Merge the segments' lists into segment 0's, then write the outputs.
+                    a = qnorm[i]
+                    if metric == K_SQEUCLIDEAN:
+                        brow = &buf[tid, i - i0, 0]
+                        # lb < worst  <=>  v_j - 2 p·q < worst - keep·n1
+                        c = rd[k - 1] - keep * a
+                        for j in range(j0, j1):
+                            if v[j] - 2.0 * brow[j - j0] < c:
+                                e = _sum_sq(p, &xt[j, 0], d, True)
+                                if _before(e, offset + j, rd[k - 1], ri[k - 1]):
+                                    _push(rd, ri, k, e, offset + j)
+                                    c = rd[k - 1] - keep * a
+                    elif metric == K_COSINE:
+                        brow = &buf[tid, i - i0, 0]
+                        s1 = 1.0 / sqrt(a) if a > 0.0 else 0.0
+                        # lb = keep - s1·s2·p·q < worst
+                        c = rd[k - 1] - keep
+                        for j in range(j0, j1):
+                            if -s1 * v[j] * brow[j - j0] < c:
+                                e = _cos_exact(p, &xt[j, 0], d, s1, v[j])
+                                if _before(e, offset + j, rd[k - 1], ri[k - 1]):
+                                    _push(rd, ri, k, e, offset + j)
+                                    c = rd[k - 1] - keep
+                    elif metric == K_INNER:
+                        brow = &buf[tid, i - i0, 0]
+                        r1n = sqrt(a)
+                        c = rd[k - 1]
+                        for j in range(j0, j1):
+                            if r1n * v[j] - brow[j - j0] < c:
+                                e = -_dot_exact(p, &xt[j, 0], d)
+                                if _before(e, offset + j, rd[k - 1], ri[k - 1]):
+                                    _push(rd, ri, k, e, offset + j)
+                                    c = rd[k - 1]
+                    else:
+                        mrow = &mbuf[tid, i - i0, 0]
+                        c = rd[k - 1]
+                        for j in range(j0, j1):
+                            if keep * mrow[j - j0] < c:
+                                e = _l1_exact(p, &xt[j, 0], d)
+                                if _before(e, offset + j, rd[k - 1], ri[k - 1]):
+                                    _push(rd, ri, k, e, offset + j)
+                                    c = rd[k - 1]
+                j0 = j1
+
+
+def knn_finish(double[:, :, ::1] hd, int64_t[:, :, ::1] hi, int out_kind,
+               floating[:, ::1] out_dist, int64_t[:, ::1] out_idx):
+    """Merge the segments' lists (``knn_chunk``) and write the outputs, nearest first:
+    out_kind 0 = the key (d², 1 - cos, Σ|p - q|), 1 = sqrt(key) (Euclidean), 2 = -key
+    (the inner product, largest first)."""
+    cdef Py_ssize_t nseg = hd.shape[0], n = hd.shape[1], k = hd.shape[2], i, j, s
+    cdef double* rd
+    cdef int64_t* ri
+    with nogil:
         for i in prange(n, schedule='static', use_threads_if=n * k * nseg >= TG_PAR_MIN):
             rd = &hd[0, i, 0]
             ri = &hi[0, i, 0]
@@ -353,8 +690,230 @@ def knn(const floating[:, ::1] xq, const floating[:, ::1] xt, Py_ssize_t k,
                         break
                     _push(rd, ri, k, hd[s, i, j], hi[s, i, j])
             for j in range(k):
-                out_dist[i, j] = <floating>(rd[j] if squared else sqrt(rd[j]))
+                if out_kind == 1:
+                    out_dist[i, j] = <floating>sqrt(rd[j])
+                elif out_kind == 2:
+                    out_dist[i, j] = <floating>(-rd[j])
+                else:
+                    out_dist[i, j] = <floating>rd[j]
                 out_idx[i, j] = ri[j]
+
+
+cdef inline void _push3(double* ha, double* hb, int64_t* hi, Py_ssize_t k, double a, double b,
+                        int64_t j) noexcept nogil:
+    """``_push`` for the approximate lists: (a, j) ordered, b (the error bound) carried."""
+    cdef Py_ssize_t pos = k - 1
+    while pos > 0 and _before(a, j, ha[pos - 1], hi[pos - 1]):
+        ha[pos] = ha[pos - 1]
+        hb[pos] = hb[pos - 1]
+        hi[pos] = hi[pos - 1]
+        pos -= 1
+    ha[pos] = a
+    hb[pos] = b
+    hi[pos] = j
+
+
+cdef inline void _norm_terms(const double* n2, double* v, Py_ssize_t j0, Py_ssize_t j1,
+                             int metric) noexcept nogil:
+    """v[j] for the approximate keys: 1/|q| (cosine; 0 for a zero row), |q| (inner product),
+    ||q||² (the others)."""
+    cdef Py_ssize_t j
+    for j in range(j0, j1):
+        if metric == K_COSINE:
+            v[j] = 1.0 / sqrt(n2[j]) if n2[j] > 0.0 else 0.0
+        elif metric == K_INNER:
+            v[j] = sqrt(n2[j])
+        else:
+            v[j] = n2[j]
+
+
+def knn_chunk_approx(const floating[:, ::1] xq, const floating[:, ::1] xt, int64_t offset,
+                     int metric, double slack, const double[::1] qnorm, double[:, :, ::1] ha,
+                     double[:, :, ::1] hb, int64_t[:, :, ::1] hi, double[::1] stats,
+                     Py_ssize_t tile_rows=512, Py_ssize_t tile_cols=1024):
+    """The fast path of ``knn_chunk``: lists of the K2 (> k) best *approximate* keys, each
+    with its error bound (|approx - exact| <= b, see ``knn_chunk``), with no exact
+    recomputation during the scan; ``knn_verify`` then proves (or refutes) per row that the
+    exact top-k lies in its list. ``stats[0]`` is raised to the chunk's largest squared row
+    norm (the bound of the rows left out of the lists). Same tiles and segments as
+    ``knn_chunk``; call with the BLAS pool limited to one thread.
+    """
+    cdef Py_ssize_t n = xq.shape[0], m = xt.shape[0], d = xq.shape[1]
+    cdef Py_ssize_t nseg = ha.shape[0], k = ha.shape[2]
+    if n == 0 or m == 0:
+        return
+    require_blas()
+    dtype = np.float32 if floating is float else np.float64
+    cdef bint man = metric == K_MANHATTAN
+    cdef int nthreads = omp_get_max_threads()
+    cdef Py_ssize_t tr = max(1, min(tile_rows, n)), tc = max(1, min(tile_cols, m))
+    cdef Py_ssize_t n_qt = (n + tr - 1) // tr
+    cdef Py_ssize_t cp = (tc + MAN_JW - 1) // MAN_JW * MAN_JW
+    cdef double[::1] n2 = np.zeros(m, dtype=np.float64)
+    cdef double[::1] v = np.empty(m, dtype=np.float64)
+    cdef Py_ssize_t nt_g = 1 if man else nthreads, nt_m = nthreads if man else 1
+    cdef floating[:, :, ::1] buf = np.empty((nt_g, 1 if man else tr, 1 if man else tc),
+                                            dtype=dtype)
+    cdef double[:, :, ::1] mbuf = np.empty((nt_m, tr if man else 1, tc if man else 1),
+                                           dtype=np.float64)
+    cdef floating[:, ::1] bts = np.empty((nt_m, MAN_DB * cp if man else 1), dtype=dtype)
+    cdef Py_ssize_t ntasks = n_qt * nseg
+    cdef Py_ssize_t t, seg, r0, r1, i0, i1, j0, j1, i, j, nt, tw
+    cdef floating* brow
+    cdef double* mrow
+    cdef double* ra
+    cdef double* rb
+    cdef int64_t* ri
+    cdef double a, c, s1, r1n, x, y
+    cdef int tid
+    # With one query tile, each training row is used by one task only: that task computes
+    # its rows' norms just before their GEMM (the block is then read from memory once).
+    cdef bint late = n_qt == 1
+    with nogil:
+        if not man and not late:
+            _row_sqnorms(&xt[0, 0], m, d, &n2[0])
+            _norm_terms(&n2[0], &v[0], 0, m, metric)
+        for t in prange(ntasks, schedule='dynamic',
+                        use_threads_if=ntasks > 1 and n * m * (d + 1) >= TG_PAR_MIN):
+            tid = threadid()
+            seg = t % nseg
+            i0 = (t // nseg) * tr
+            i1 = min(n, i0 + tr)
+            r0 = seg * m // nseg
+            r1 = (seg + 1) * m // nseg
+            # equal tiles of at most tc rows over the segment, in increasing order
+            nt = (r1 - r0 + tc - 1) // tc
+            tw = (r1 - r0 + nt - 1) // nt if nt > 0 else 1
+            j0 = r0
+            while j0 < r1:
+                j1 = min(r1, j0 + tw)
+                if late and not man:
+                    _row_sqnorms_serial(&xt[j0, 0], j1 - j0, d, &n2[j0])
+                    _norm_terms(&n2[0], &v[0], j0, j1, metric)
+                if man:
+                    _l1_tile(&xq[i0, 0], &xt[j0, 0], i1 - i0, j1 - j0, d, &mbuf[tid, 0, 0], tc,
+                             &bts[tid, 0])
+                else:
+                    _gemm_abt(&xq[i0, 0], &xt[j0, 0], <int>(i1 - i0), <int>(j1 - j0), <int>d,
+                              &buf[tid, 0, 0], <int>tc)
+                for i in range(i0, i1):
+                    ra = &ha[seg, i, 0]
+                    rb = &hb[seg, i, 0]
+                    ri = &hi[seg, i, 0]
+                    a = qnorm[i]
+                    if metric == K_SQEUCLIDEAN:
+                        brow = &buf[tid, i - i0, 0]
+                        # key = n1 + n2 - 2 p·q < worst  <=>  n2 - 2 p·q < worst - n1 (a
+                        # plain loop: skipping blocks on a sign-bit OR measured slower here)
+                        c = ra[k - 1] - a
+                        for j in range(j0, j1):
+                            x = v[j] - 2.0 * brow[j - j0]
+                            if x < c:
+                                y = x + a
+                                if _before(y, offset + j, ra[k - 1], ri[k - 1]):
+                                    _push3(ra, rb, ri, k, y, slack * (a + v[j]), offset + j)
+                                    c = ra[k - 1] - a
+                    elif metric == K_COSINE:
+                        brow = &buf[tid, i - i0, 0]
+                        s1 = 1.0 / sqrt(a) if a > 0.0 else 0.0
+                        for j in range(j0, j1):
+                            y = 1.0 - s1 * v[j] * brow[j - j0]
+                            if _before(y, offset + j, ra[k - 1], ri[k - 1]):
+                                _push3(ra, rb, ri, k, y, slack, offset + j)
+                    elif metric == K_INNER:
+                        brow = &buf[tid, i - i0, 0]
+                        r1n = sqrt(a)
+                        for j in range(j0, j1):
+                            y = -<double>brow[j - j0]
+                            if _before(y, offset + j, ra[k - 1], ri[k - 1]):
+                                _push3(ra, rb, ri, k, y, slack * r1n * v[j], offset + j)
+                    else:
+                        mrow = &mbuf[tid, i - i0, 0]
+                        for j in range(j0, j1):
+                            y = mrow[j - j0]
+                            if _before(y, offset + j, ra[k - 1], ri[k - 1]):
+                                _push3(ra, rb, ri, k, y, slack * y, offset + j)
+                j0 = j1
+        for j in range(m):
+            if n2[j] > stats[0]:
+                stats[0] = n2[j]
+
+
+def knn_verify(const floating[:, ::1] xq, const floating[:, ::1] xt, Py_ssize_t k, int metric,
+               double slack, double n2max, const double[::1] qnorm, double[:, :, ::1] ha,
+               double[:, :, ::1] hb, int64_t[:, :, ::1] hi, int out_kind,
+               floating[:, ::1] out_dist, int64_t[:, ::1] out_idx, uint8_t[::1] failed):
+    """Finish the approximate search (``knn_chunk_approx``) exactly, or flag the row.
+
+    Per query row: merge the segments' lists (K2 entries by approximate key a, bound b);
+    T = the largest a + b among the first k entries bounds the k-th exact key from above.
+    Rows never entering the list have a >= a_K2, so a lower bound a_K2 - b_max; if that
+    exceeds T (or every training row is in the list), the exact top-k is among the entries
+    with a - b <= T: their keys are recomputed in double from the rows of ``xt`` (the whole
+    training set, possibly a memory map), sorted by (key, index), and the first k written as
+    ``knn_finish`` does. Otherwise ``failed[i] = 1`` and the row is left for the exact path.
+    """
+    cdef Py_ssize_t nseg = ha.shape[0], n = ha.shape[1], k2 = ha.shape[2], d = xq.shape[1]
+    cdef Py_ssize_t m = xt.shape[0], i, j, s, nc
+    cdef double T, bmax, a, e, s1, s2 = 0.0
+    cdef double* ra
+    cdef double* rb
+    cdef int64_t* ri
+    cdef int64_t jj
+    cdef double[:, ::1] ck = np.empty((n, k2), dtype=np.float64)
+    cdef int64_t[:, ::1] ci = np.empty((n, k2), dtype=np.int64)
+    cdef double* rk
+    cdef int64_t* rki
+    with nogil:
+        for i in prange(n, schedule='dynamic', use_threads_if=n * k2 * d >= TG_PAR_MIN):
+            ra = &ha[0, i, 0]
+            rb = &hb[0, i, 0]
+            ri = &hi[0, i, 0]
+            for s in range(1, nseg):
+                for j in range(k2):
+                    if not _before(ha[s, i, j], hi[s, i, j], ra[k2 - 1], ri[k2 - 1]):
+                        break
+                    _push3(ra, rb, ri, k2, ha[s, i, j], hb[s, i, j], hi[s, i, j])
+            a = qnorm[i]
+            T = -INFINITY
+            for j in range(k):
+                if ra[j] + rb[j] > T:
+                    T = ra[j] + rb[j]
+            if metric == K_SQEUCLIDEAN:
+                bmax = slack * (a + n2max)
+            elif metric == K_INNER:
+                bmax = slack * sqrt(a) * sqrt(n2max)
+            elif metric == K_COSINE:
+                bmax = slack
+            else:
+                bmax = slack * ra[k2 - 1]
+            if k2 < m and not (ra[k2 - 1] - bmax > T):
+                failed[i] = 1
+                continue
+            failed[i] = 0
+            s1 = 1.0 / sqrt(a) if a > 0.0 else 0.0
+            rk = &ck[i, 0]
+            rki = &ci[i, 0]
+            for j in range(k):
+                rk[j] = INFINITY
+                rki[j] = INT64_MAX
+            for j in range(min(k2, m)):
+                if ra[j] - rb[j] <= T:
+                    jj = ri[j]
+                    if metric == K_COSINE:
+                        s2 = _sum_sq(&xt[jj, 0], &xt[jj, 0], d, False)
+                        s2 = 1.0 / sqrt(s2) if s2 > 0.0 else 0.0
+                    e = _exact_key(metric, &xq[i, 0], &xt[jj, 0], d, s1, s2)
+                    if _before(e, jj, rk[k - 1], rki[k - 1]):
+                        _push(rk, rki, k, e, jj)
+            for j in range(k):
+                if out_kind == 1:
+                    out_dist[i, j] = <floating>sqrt(rk[j])
+                elif out_kind == 2:
+                    out_dist[i, j] = <floating>(-rk[j])
+                else:
+                    out_dist[i, j] = <floating>rk[j]
+                out_idx[i, j] = rki[j]
 
 
 def euclid_grad_scale(const floating[:, ::1] g, const floating[:, ::1] d,

@@ -9,9 +9,9 @@ __all__ = ["ENGINES", "ENGINE_LABELS", "Skip", "Workload", "compare", "need_skle
            "need_tg", "need_torch"]
 
 # Column order of every table; tensorgrad is the engine every other one is compared with.
-ENGINES = ("tensorgrad", "numpy", "torch", "sklearn")
+ENGINES = ("tensorgrad", "numpy", "torch", "sklearn", "scipy", "faiss")
 ENGINE_LABELS = {"tensorgrad": "tensorgrad", "numpy": "numpy", "torch": "torch",
-                 "sklearn": "scikit-learn"}
+                 "sklearn": "scikit-learn", "scipy": "scipy", "faiss": "FAISS"}
 
 
 class Skip(Exception):

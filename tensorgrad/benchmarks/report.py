@@ -10,8 +10,10 @@ from tensorgrad.cli._common import atomic_output
 
 __all__ = ["format_time", "machine_info", "markdown", "write_all", "write_json", "write_png"]
 
-SHORT = {"tensorgrad": "tg", "numpy": "numpy", "torch": "torch", "sklearn": "sklearn"}
-COLOURS = {"numpy": "#4c72b0", "torch": "#dd8452", "sklearn": "#55a868"}
+SHORT = {"tensorgrad": "tg", "numpy": "numpy", "torch": "torch", "sklearn": "sklearn",
+         "scipy": "scipy", "faiss": "faiss"}
+COLOURS = {"numpy": "#4c72b0", "torch": "#dd8452", "sklearn": "#55a868", "scipy": "#8172b3",
+           "faiss": "#c44e52"}
 
 
 def _cpu_model():

@@ -33,6 +33,7 @@ OPTIONAL_ENGINES = {
     "torch": ("torch", ("CPU build: pip install torch --index-url "
                         "https://download.pytorch.org/whl/cpu")),
     "sklearn": ("sklearn", "pip install scikit-learn"),
+    "faiss": ("faiss", "pip install faiss-cpu"),
 }
 
 
@@ -78,9 +79,10 @@ def _parser(prog):
                    help="timed repetitions per case (default 5, --quick 3)")
     p.add_argument("--warmup", type=_positive, default=None, metavar="W",
                    help="untimed warm-up calls per case (default 2, --quick 1)")
-    p.add_argument("--engines", default="tensorgrad,numpy,torch,sklearn", metavar="LIST",
+    p.add_argument("--engines", default="tensorgrad,numpy,torch,sklearn,scipy,faiss",
+                   metavar="LIST",
                    help="comma-separated engines to run (tensorgrad is always included; "
-                        "torch and sklearn only when installed)")
+                        "torch, sklearn and faiss only when installed)")
     p.add_argument("--no-plot", action="store_true", help="do not write results.png")
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
     return p

@@ -1,9 +1,18 @@
-"""k-nearest neighbours on the fused top-k distance kernel (``_kernels/distance.pyx``).
+"""Nearest neighbours on the fused top-k distance kernel (``_kernels/distance.pyx``).
 
-``KNeighborsClassifier`` follows scikit-learn's estimator API; ``cross_validate_k`` chooses
-k by cross-validation on folds made with ``tg.chunk``. The N×M distance matrix is never
-built: extra memory is O(N·k) plus one small tile per thread.
+``KNeighborsClassifier``, ``KNeighborsRegressor`` and ``RadiusNeighborsClassifier`` follow
+scikit-learn's estimator API (metrics: euclidean, sqeuclidean, cosine, inner_product,
+manhattan; weights uniform or distance); ``cross_validate_k`` chooses k by cross-validation
+on folds made with ``tg.chunk``. The N×M distance matrix is never built: extra memory is
+O(N·k) plus one small tile per thread, and the training set may be a memory-mapped file.
 """
-from tensorgrad.neighbors.knn import KNeighborsClassifier, cross_validate_k, kneighbors
+from tensorgrad.neighbors.knn import (
+    KNeighborsClassifier,
+    KNeighborsRegressor,
+    RadiusNeighborsClassifier,
+    cross_validate_k,
+    kneighbors,
+)
 
-__all__ = ["KNeighborsClassifier", "cross_validate_k", "kneighbors"]
+__all__ = ["KNeighborsClassifier", "KNeighborsRegressor", "RadiusNeighborsClassifier",
+           "cross_validate_k", "kneighbors"]

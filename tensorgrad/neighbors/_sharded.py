@@ -79,7 +79,7 @@ def kneighbors(clf, q, k):
     k_local = [int(min(k, offsets[r + 1] - offsets[r])) for r in range(world)]
     kr = k_local[rank]
     if kr:
-        dist, idx = _knn._knn_arrays(q, clf._X, kr)
+        dist, idx = _knn._knn_arrays(q, clf._X, kr, clf.metric)
         idx += offsets[rank]
     else:
         dist, idx = np.empty((n, 0), q.dtype), np.empty((n, 0), np.int64)

@@ -110,9 +110,20 @@ def ref_linear(x, weight, bias=None):
     return y if bias is None else y + bias
 
 
-def ref_cdist(x1, x2, squared=False):
-    d2 = np.sum((x1[:, None, :] - x2[None, :, :]) ** 2, axis=-1)
-    return d2 if squared else np.sqrt(d2)
+def ref_cdist(x1, x2, squared=False, metric="euclidean"):
+    diff = x1[:, None, :] - x2[None, :, :]
+    if metric == "manhattan":
+        return np.sum(np.abs(diff), axis=-1)
+    if metric == "inner_product":
+        return x1 @ x2.T
+    if metric == "cosine":
+        n1 = np.sqrt(np.sum(x1 * x1, axis=1, keepdims=True))
+        n2 = np.sqrt(np.sum(x2 * x2, axis=1, keepdims=True))
+        u1 = np.divide(x1, n1, out=np.zeros_like(x1), where=n1 > 0)
+        u2 = np.divide(x2, n2, out=np.zeros_like(x2), where=n2 > 0)
+        return np.clip(1 - u1 @ u2.T, 0, 2).astype(x1.dtype)
+    d2 = np.sum(diff ** 2, axis=-1)
+    return d2 if squared or metric == "sqeuclidean" else np.sqrt(d2)
 
 
 def _reduce_rows(rows, reduction):

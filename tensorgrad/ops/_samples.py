@@ -310,11 +310,17 @@ def linear_samples(dtype, rng, big=False):
 
 
 def cdist_samples(dtype, rng, big=False):
-    """cdist: [N, D] against [M, D] rows, squared or not, size-0, transposed, infinities."""
+    """cdist: [N, D] against [M, D] rows, squared or not, size-0, transposed, infinities;
+    then each other metric: plain, transposed, one row, and its special inputs (a zero row
+    for cosine, coinciding coordinates for Manhattan: no gradient there)."""
+    metrics = ("sqeuclidean", "cosine", "inner_product", "manhattan")
     if big:
         for squared in (False, True):
             yield Sample(f"big-squared={squared}", (_tensor(rng, (600, 32), dtype),
                                                     _tensor(rng, (500, 32), dtype), squared))
+        for metric in metrics:
+            yield Sample(f"big-{metric}", (_tensor(rng, (600, 32), dtype),
+                                           _tensor(rng, (500, 32), dtype)), {"metric": metric})
         return
     for squared in (False, True):
         yield Sample(f"squared={squared}", (_tensor(rng, (3, 4), dtype),
@@ -326,6 +332,27 @@ def cdist_samples(dtype, rng, big=False):
     x1 = _array(rng, (2, 3), dtype)
     x1[0, 1] = np.inf
     yield Sample("inf", (from_numpy(x1), _tensor(rng, (2, 3), dtype)), grad=False)
+    for metric in metrics:
+        kw = {"metric": metric}
+        yield Sample(metric, (_tensor(rng, (3, 4), dtype), _tensor(rng, (5, 4), dtype)), kw)
+        yield Sample(f"{metric}-transposed", (_tensor(rng, (3, 4), dtype, layout=TR),
+                                              _tensor(rng, (2, 4), dtype, layout="strided")),
+                     kw)
+        yield Sample(f"{metric}-one-row", (_tensor(rng, (1, 2), dtype),
+                                           _tensor(rng, (3, 2), dtype)), kw)
+        yield Sample(f"{metric}-size0", (_tensor(rng, (0, 4), dtype),
+                                         _tensor(rng, (3, 4), dtype)), kw)
+    # 19 features: the kernels' 8-wide loops and their remainders
+    yield Sample("manhattan-wide", (_tensor(rng, (5, 19), dtype), _tensor(rng, (9, 19), dtype)),
+                 {"metric": "manhattan"})
+    x1 = _array(rng, (3, 4), dtype)
+    x1[1] = 0.0
+    yield Sample("cosine-zero-row", (from_numpy(x1), _tensor(rng, (2, 4), dtype)),
+                 {"metric": "cosine"}, grad=False)
+    x1, x2 = _array(rng, (2, 3), dtype), _array(rng, (3, 3), dtype)
+    x2[1, 2] = x1[0, 2]
+    yield Sample("manhattan-tie", (from_numpy(x1), from_numpy(x2)), {"metric": "manhattan"},
+                 grad=False)
 
 
 # --- losses ---

@@ -152,14 +152,14 @@ class ChannelSum(Function):
     @staticmethod
     def forward(ctx, g):
         gd = _c(g._data)
-        ctx.in_shape = gd.shape
+        ctx.meta = gd.shape
         out = ctx.empty((gd.shape[1],), gd.dtype)
         CK.channel_sum(gd.reshape(gd.shape[0], gd.shape[1], gd.shape[2] * gd.shape[3]), out)
         return _wrap(out)
 
     @staticmethod
     def backward(ctx, h):
-        shape = ctx.in_shape
+        shape = ctx.meta
         return expand(reshape(h, (1, shape[1], 1, 1)), shape)
 
 
@@ -182,13 +182,12 @@ class MaxPool2d(Function):
         idx = np.empty((n * c, oh * ow), np.int64)
         CK.max_pool_forward(_planes(xd), out.reshape(n * c, oh * ow), idx, h, w, oh, ow,
                             kh, kw, sh, sw, ph, pw)
-        ctx.idx = idx
-        ctx.in_shape = xd.shape
+        ctx.meta = (idx, xd.shape)
         return _wrap(out)
 
     @staticmethod
     def backward(ctx, g):
-        return MaxPoolScatter.apply(g, ctx.idx, ctx.in_shape), None
+        return MaxPoolScatter.apply(g, *ctx.meta), None
 
 
 class MaxPoolScatter(Function):
@@ -201,13 +200,12 @@ class MaxPoolScatter(Function):
         out = ctx.empty(in_shape, gd.dtype)
         n, c, h, w = in_shape
         CK.max_pool_scatter(_planes(gd), idx, out.reshape(n * c, h * w))
-        ctx.idx = idx
-        ctx.in_shape = gd.shape
+        ctx.meta = (idx, gd.shape)
         return _wrap(out)
 
     @staticmethod
     def backward(ctx, h):
-        return MaxPoolGather.apply(h, ctx.idx, ctx.in_shape), None, None
+        return MaxPoolGather.apply(h, *ctx.meta), None, None
 
 
 class MaxPoolGather(Function):
@@ -219,13 +217,12 @@ class MaxPoolGather(Function):
         out = ctx.empty(out_shape, hd.dtype)
         n, c, oh, ow = out_shape
         CK.max_pool_gather(_planes(hd), idx, out.reshape(n * c, oh * ow))
-        ctx.idx = idx
-        ctx.in_shape = hd.shape
+        ctx.meta = (idx, hd.shape)
         return _wrap(out)
 
     @staticmethod
     def backward(ctx, g):
-        return MaxPoolScatter.apply(g, ctx.idx, ctx.in_shape), None, None
+        return MaxPoolScatter.apply(g, *ctx.meta), None, None
 
 
 class AvgPool2d(Function):
@@ -240,13 +237,12 @@ class AvgPool2d(Function):
         out = ctx.empty((n, c, oh, ow), xd.dtype)
         CK.avg_pool_forward(_planes(xd), out.reshape(n * c, oh * ow), h, w, oh, ow,
                             kh, kw, sh, sw, ph, pw)
-        ctx.meta = geom
-        ctx.in_shape = xd.shape
+        ctx.meta = (geom, xd.shape)
         return _wrap(out)
 
     @staticmethod
     def backward(ctx, g):
-        return AvgPool2dAdjoint.apply(g, ctx.meta, ctx.in_shape), None
+        return AvgPool2dAdjoint.apply(g, *ctx.meta), None
 
 
 class AvgPool2dAdjoint(Function):

@@ -125,8 +125,7 @@ class BatchNorm(Function):
             _update_running(running_var, (1 - momentum) * _f64(running_var, c, 0)
                             + momentum * var * (m / (m - 1)))
         ctx.save_for_backward(x, weight)
-        ctx.consts = (mu, var, None if bias is None else bias._data.dtype)
-        ctx.meta = eps
+        ctx.meta = (eps, mu, var, None if bias is None else bias._data.dtype)
         return _wrap(out)
 
     @staticmethod
@@ -139,11 +138,10 @@ class BatchNorm(Function):
                                      else ctx.args[i]._data.dtype))
                       if ctx.needs_input_grad[i] else None for i in (3, 4))
         if is_grad_enabled():           # create_graph: a VJP that is itself differentiable
-            gx, gw, gb = _bn_train_vjp_ops(g, x, weight, ctx.meta, needs)
-            return _like((gx, gw), (x, weight)) + (_to(gb, ctx.consts[2]),) + stats + (
+            gx, gw, gb = _bn_train_vjp_ops(g, x, weight, ctx.meta[0], needs)
+            return _like((gx, gw), (x, weight)) + (_to(gb, ctx.meta[3]),) + stats + (
                 None, None)
-        mu, var, bias_dtype = ctx.consts
-        eps = ctx.meta
+        eps, mu, var, bias_dtype = ctx.meta
         xd = _contig(x._data)
         x3 = _channel_view(xd)
         c = x3.shape[1]
@@ -178,8 +176,7 @@ class BatchNormEval(Function):
         NK.bn_apply(x3, _f64(running_mean, c, 0.0), r * _f64(weight, c, 1.0),
                     _f64(bias, c, 0.0), _channel_view(out))
         ctx.save_for_backward(x, running_mean, running_var, weight)
-        ctx.consts = None if bias is None else bias._data.dtype
-        ctx.meta = eps
+        ctx.meta = (eps, None if bias is None else bias._data.dtype)
         return _wrap(out)
 
     @staticmethod
@@ -188,7 +185,7 @@ class BatchNormEval(Function):
         nx, nrm, nrv, nw, nb = ctx.needs_input_grad[:5]
         dims, bshape, _ = _bn_dims(x)
         c = x.shape[1]
-        r = reciprocal(sqrt(add(rv, ctx.meta)))             # [C]
+        r = reciprocal(sqrt(add(rv, ctx.meta[0])))             # [C]
         wr = r if weight is None else mul(weight, r)
         gx = grm = grv = gw = gb = None
         if nx:
@@ -201,7 +198,7 @@ class BatchNormEval(Function):
             sgxc = reshape(sum(mul(g, sub(x, reshape(rm, bshape))), dims), (c,))
             gw = mul(sgxc, r) if nw else None
             grv = mul(mul(sgxc, mul(wr, mul(r, r))), -0.5) if nrv else None
-        return _like((gx, grm, grv, gw), (x, rm, rv, weight)) + (_to(gb, ctx.consts), None)
+        return _like((gx, grm, grv, gw), (x, rm, rv, weight)) + (_to(gb, ctx.meta[1]), None)
 
 
 def _check_channel_vector(t, name, c, x):
@@ -308,19 +305,17 @@ class LayerNorm(Function):
             NK.ln_forward(x2, None if w is None else w.reshape(d), None if b is None
                           else b.reshape(d), eps, out.reshape(rows, d), mu, rstd)
         ctx.save_for_backward(x, weight)
-        ctx.consts = (mu, rstd, d, None if bias is None else bias._data.dtype)
-        ctx.meta = (k, eps)
+        ctx.meta = (k, eps, mu, rstd, d, None if bias is None else bias._data.dtype)
         return _wrap(out)
 
     @staticmethod
     def backward(ctx, g):
         x, weight = ctx.saved_tensors
-        k, eps = ctx.meta
+        k, eps, mu, rstd, d, bias_dtype = ctx.meta
         needs = ctx.needs_input_grad[:3]
         if is_grad_enabled():
             gx, gw, gb = _ln_vjp_ops(g, x, weight, k, eps, needs)
-            return _like((gx, gw), (x, weight)) + (_to(gb, ctx.consts[3]), None, None)
-        mu, rstd, d, bias_dtype = ctx.consts
+            return _like((gx, gw), (x, weight)) + (_to(gb, bias_dtype), None, None)
         xd = _contig(x._data)
         if d == 0:
             zeros = np.zeros(xd.shape[xd.ndim - k:], xd.dtype)
@@ -390,12 +385,12 @@ class DropoutBackward(Function):
         gd = _contig(g._data)
         out = ctx.empty(gd.shape, gd.dtype)
         NK.dropout_apply(gd.reshape(-1), mask, scale, out.reshape(-1))
-        ctx.consts = (mask, scale)
+        ctx.meta = (mask, scale)
         return _wrap(out)
 
     @staticmethod
     def backward(ctx, gz):
-        mask, scale = ctx.consts
+        mask, scale = ctx.meta
         return DropoutBackward.apply(gz, mask, scale), None, None
 
 
@@ -412,12 +407,12 @@ class Dropout(Function):
         mask = np.empty(xd.size, np.uint8)
         NK.dropout_forward(xd.reshape(-1), key, dropout_threshold(p), scale, out.reshape(-1),
                            mask)
-        ctx.consts = (mask, scale)
+        ctx.meta = (mask, scale)
         return _wrap(out)
 
     @staticmethod
     def backward(ctx, g):
-        mask, scale = ctx.consts
+        mask, scale = ctx.meta
         return DropoutBackward.apply(g, mask, scale), None
 
 

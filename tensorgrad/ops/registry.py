@@ -435,14 +435,31 @@ def _linear_entries():
     ]
 
 
+# cdist's Function docstring states the Euclidean formulas; the other metrics are other
+# Functions (Manhattan) or compositions (cosine, inner product), so the entry spells all out.
+CDIST_FORMULA = (
+    "D = ||x1_i - x2_j||² (sqeuclidean), d = sqrt(D) (euclidean), 1 - u1_i·u2_j with "
+    "u = x/||x|| (cosine), x1_i·x2_j (inner_product), Σ_t |x1_it - x2_jt| (manhattan);   "
+    "gx1 = 2 (rowsum(G) x1 - G x2), gx2 = 2 (colsum(G) x2 - Gᵀ x1) with G = g or g / (2 d); "
+    "cosine and inner_product through matmul's VJP; manhattan gx1_i = Σ_j g_ij "
+    "sign(x1_i - x2_j), gx2_j = Σ_i g_ij sign(x2_j - x1_i)")
+
+
 def _distance_entries():
     return [
-        _entry("cdist", "distance", distance.Cdist, "distance.cdist", cdist_samples,
-               ref_cdist, op=distance.cdist, thread_ulps=BLAS_ULPS, error_inputs=bad_calls(
+        _entry("cdist", "distance", distance.Cdist,
+               "distance.cdist; distance.cdist_manhattan, sign_contract, sign_dot; blas.gemm",
+               cdist_samples, ref_cdist, op=distance.cdist, thread_ulps=BLAS_ULPS,
+               formula=CDIST_FORMULA, error_inputs=bad_calls(
                    ("3-d", lambda t: (t(2, 3, 4), t(2, 4)), ValueError),
-                   ("columns-differ", lambda t: (t(2, 3), t(2, 4)), ValueError)),
-               note="forward bitwise equal under any thread count (a fixed tile grid); the "
-                    "backward's GEMMs go through BLAS"),
+                   ("columns-differ", lambda t: (t(2, 3), t(2, 4)), ValueError),
+                   ("bad-metric", lambda t: (t(2, 3), t(2, 3), False, "chebyshev"), ValueError),
+                   ("squared-cosine", lambda t: (t(2, 3), t(2, 3), True, "cosine"),
+                    ValueError)),
+               note="metric= euclidean, sqeuclidean (tiled GEMM kernel), cosine (unit rows "
+                    "and one matmul, clipped to [0, 2]), inner_product (x1 @ x2ᵀ), manhattan "
+                    "(tiled kernel, no GEMM); forward bitwise equal under any thread count "
+                    "for the own kernels; the GEMMs go through BLAS"),
     ]
 
 
