@@ -18,7 +18,7 @@ from tensorgrad.neighbors import (
     RadiusNeighborsClassifier,
     kneighbors,
 )
-from tensorgrad.neighbors import knn as knn_module
+from tensorgrad.neighbors import _search as knn_module
 
 sk_neighbors = pytest.importorskip("sklearn.neighbors")
 
