@@ -261,7 +261,8 @@ class Function:
     Two class attributes tell a planned ``Graph`` how to replay the op (see replay.py);
     the defaults, for any Function, replay it by calling it from Python:
     ``tape_forward`` is True when ``forward`` computes only through taped kernels (the
-    elementwise, activation and GEMM kernels), so a plan replays their calls directly;
+    elementwise, activation, GEMM and sum kernels: ``_tape._TAPED_MODULES``), so a plan
+    replays their calls directly;
     ``tape_backward`` is True when ``backward`` is made only of op calls, with no numpy
     on the values and no branch on them, so a plan replays those op calls.
     """
@@ -336,7 +337,7 @@ class Function:
 
 _new_context = object.__new__
 
-# While tensorgrad.replay tapes a step for a planned Graph, the op calls that record no node
+# While a Graph's plan is taped (tensorgrad._tape.Capture), the op calls that record no node
 # (every op inside a backward pass) go through it: ``_capture.op(fn, direct, args, ctx)``
 # runs the op and notes how a replay redoes it. None otherwise (one test per op call).
 _capture = None
