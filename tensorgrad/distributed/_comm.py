@@ -7,6 +7,7 @@ op or source, the dtype and the shape): a mismatch raises the same ValueError on
 naming each rank's shape and dtype, instead of a truncation error or a hang inside MPI.
 """
 import sys
+import time
 import zlib
 
 import numpy as np
@@ -48,6 +49,9 @@ def init():
                              f"{comm.Get_size()} raised {exc_type.__name__}; aborting the MPI "
                              f"job\n")
             sys.stderr.flush()
+            # the launcher forwards a rank's output asynchronously and stops forwarding when
+            # the job is aborted: give it a moment, so the traceback reaches the user
+            time.sleep(0.5)
             comm.Abort(1)
 
         _state["hook"] = abort_on_exception
