@@ -118,9 +118,12 @@ def _compile_flags(level):
 def _kernel_flags():
     # -fno-math-errno: no kernel reads errno, and without it GCC will not vectorise sqrt
     # (the Adam update is ~4x faster with it). NaN/inf semantics are unchanged.
+    # -ffp-contract=off: every product is rounded before it is added, as when a separate
+    # kernel stored it, so planned replay's fused steps (tensorgrad/_fuse.py) give bitwise
+    # the eager values, and -march=native builds (FMA) the same numbers as portable ones.
     cflags, ldflags = _compile_flags(3)
     if sys.platform != "win32":
-        cflags.append("-fno-math-errno")
+        cflags += ["-fno-math-errno", "-ffp-contract=off"]
     if os.environ.get("TENSORGRAD_NATIVE"):
         cflags.append("-march=native")
     return cflags, ldflags

@@ -14,13 +14,14 @@ from tensorgrad import function as _fn
 from tensorgrad._kernels import activation as _AK
 from tensorgrad._kernels import blas as _BK
 from tensorgrad._kernels import elementwise as _EK
+from tensorgrad._kernels import loss as _LK
 from tensorgrad._kernels import reduce as _RK
 from tensorgrad._tensor import Tensor
 from tensorgrad.function import _finish_saved
 
 __all__ = ["Capture"]
 
-_TAPED_MODULES = (_EK, _AK, _BK, _RK)
+_TAPED_MODULES = (_EK, _AK, _BK, _RK, _LK)
 
 
 def _set_tapes(tape):
@@ -173,8 +174,8 @@ class Capture:
             if r is None:
                 ok = False
                 break
-            out, *ins = r[2]
-            if any(x is not None and id(_owner(x)) not in known for x in ins):
+            out, *ins = r[2]        # (what it writes, what it reads...[, (kept alive)])
+            if any(isinstance(x, np.ndarray) and id(_owner(x)) not in known for x in ins):
                 ok = False
                 break
             known.add(id(_owner(out)))

@@ -261,8 +261,8 @@ class Function:
     Two class attributes tell a planned ``Graph`` how to replay the op (see replay.py);
     the defaults, for any Function, replay it by calling it from Python:
     ``tape_forward`` is True when ``forward`` computes only through taped kernels (the
-    elementwise, activation, GEMM and sum kernels: ``_tape._TAPED_MODULES``), so a plan
-    replays their calls directly;
+    elementwise, activation, GEMM, sum and fused-loss kernels: ``_tape._TAPED_MODULES``),
+    so a plan replays their calls directly;
     ``tape_backward`` is True when ``backward`` is made only of op calls, with no numpy
     on the values and no branch on them, so a plan replays those op calls.
     """

@@ -34,6 +34,7 @@ Rules that follow (see the README):
 import numpy as np
 
 from tensorgrad import function as _fn
+from tensorgrad._fuse import fuse
 from tensorgrad._kernels import elementwise as _EK
 from tensorgrad._kernels.plan import Steps
 from tensorgrad._tape import Capture, _as_tuple, _redo_node, _views_of
@@ -93,6 +94,8 @@ class Graph:
                     seen.add(id(e))
                     self._leaves.append(e)
         self._fwd = None            # Steps of the planned forward
+        self._fwd_taped = ()        # its steps as taped (fused again whenever backward is)
+        self._fused = 0             # pairs of kernel records fused into one (tensorgrad/_fuse.py)
         self._bwd = None            # Steps of the planned backward
         self._inputs = ()           # (tensor, array) the plan reads: checked before each run
         self._root_grad = None      # the plan's root gradient buffer
@@ -115,10 +118,12 @@ class Graph:
 
     def plan_info(self):
         """What the plan holds: ``{"forward": (kernel steps, Python steps), "backward":
-        (...), "unplanned_reason": str or None}``."""
+        (...), "fused": pairs of kernel calls fused into one, "unplanned_reason": str or
+        None}``."""
         def counts(steps):
             return None if steps is None else (steps.n_kernel, len(steps) - steps.n_kernel)
         return {"forward": counts(self._fwd), "backward": counts(self._bwd),
+                "fused": self._fused if self._bwd is not None else 0,
                 "unplanned_reason": self.unplanned_reason}
 
     # --- forward ------------------------------------------------------------------------------
@@ -242,7 +247,8 @@ class Graph:
             if cap.failed:
                 self._give_up(cap.failed)
             else:
-                self._fwd = Steps(cap.steps)
+                self._fwd_taped = tuple(cap.steps)
+                self._fwd = Steps(self._fwd_taped)
                 self._inputs = self._recorded_inputs()
                 self._bwd = None            # taped against these buffers at the next backward
         return self.root
@@ -291,6 +297,9 @@ class Graph:
         finally:
             _fn._mode.enabled = prev
         fresh = [leaf.grad for leaf in self._leaves]
+        if not cap.failed:
+            fwd, bwd, self._fused = fuse(self._fwd_taped, cap.steps)
+            self._fwd = Steps(fwd)
         for leaf, old, new in zip(self._leaves, before, fresh):
             if old is not None and new is not None:
                 _EK.accumulate(old._data, new._data)
@@ -299,7 +308,7 @@ class Graph:
         if cap.failed:
             self._give_up(cap.failed)
             return
-        self._bwd = Steps(cap.steps)
+        self._bwd = Steps(bwd)
         self._hooked_at_tape = self._hooked()
         self._root_grad = grads[0]._data
         self._grads = tuple(fresh)

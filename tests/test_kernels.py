@@ -241,6 +241,42 @@ def test_accumulate(shape, kind, dtype):
 
 @HYP
 @given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3,
+                                                max_side=6),
+       dtype=st.sampled_from(DTYPES), kind=st.sampled_from(LAYOUTS),
+       seed=st.integers(0, 2**16))
+def test_muladd_is_bitwise_a_multiply_then_an_accumulate(shapes, dtype, kind, seed):
+    """The fused kernel of planned replay (tensorgrad/_fuse.py): the product is rounded
+    before the sum, so it must equal the two kernels it replaces, bit for bit."""
+    rng = np.random.default_rng(seed)
+    a = make_view(rng, shapes.input_shapes[0], dtype, kind)
+    b = values(rng, shapes.input_shapes[1], dtype)
+    c = make_view(rng, shapes.result_shape, dtype, kind)
+    two = np.empty(shapes.result_shape, dtype)
+    EK.binary(EK.MUL, a, b, two)
+    EK.accumulate(two, c)
+    one = np.empty(shapes.result_shape, dtype)
+    EK.muladd(a, b, c, one)
+    np.testing.assert_array_equal(one.view(f"u{one.itemsize}"), two.view(f"u{two.itemsize}"))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_muladd_large_fast_path_and_bad_arguments(dtype):
+    rng = np.random.default_rng(5)
+    a, c = values(rng, (700, 500), dtype), values(rng, (700, 500), dtype)
+    b = np.array(0.37, dtype)       # the scaled-gradient pattern: one broadcast value
+    two = a * b
+    two += c
+    one = np.empty_like(a)
+    EK.muladd(a, b, c, one)
+    np.testing.assert_array_equal(one, two)
+    with pytest.raises(TypeError, match="muladd: dtype mismatch"):
+        EK.muladd(a, b, c.astype(np.float32 if dtype == np.float64 else np.float64), one)
+    with pytest.raises(ValueError, match="muladd"):
+        EK.muladd(a, b, c[:3], one)
+
+
+@HYP
+@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3,
                                                 max_side=5),
        dtype=st.sampled_from(DTYPES), kind=st.sampled_from(LAYOUTS),
        seed=st.integers(0, 2**16))
@@ -443,6 +479,23 @@ def test_sum_all(shape, dtype, seed):
     assert isinstance(s, float)
     ref = float(np.sum(x, dtype=np.float64))
     assert abs(s - ref) <= 1e-12 * (np.abs(x).sum() + 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [0, 5, 127, 129, 4099, 32768 * 3 + 17, 400_001])
+def test_sum_of_squares_is_bitwise_the_square_kernel_then_the_sum(n, dtype, threads):
+    """sum_all_into(squares=True) replaces a square kernel + sum in a plan: same bits."""
+    x = values(np.random.default_rng(n), (n,), dtype, -3.0, 3.0)
+    for k in (1, 2):
+        threads(k)
+        sq = np.empty_like(x)
+        EK.unary(EK.SQUARE, x, sq)
+        two, one = np.empty((), dtype), np.empty((), dtype)
+        RK.sum_all_into(sq, two, 0.5)
+        RK.sum_all_into(x, one, 0.5, squares=True)
+        assert one.tobytes() == two.tobytes()
+    assert abs(float(one) - 0.5 * float(np.sum(x.astype(np.float64) ** 2))) <= \
+        1e-6 * float(np.sum(x.astype(np.float64) ** 2)) + 1e-30
 
 
 def test_sum_all_large_is_accurate():

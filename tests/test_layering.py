@@ -42,8 +42,8 @@ LAYERS = [
      "tensorgrad.ops._conv_samples", "tensorgrad.ops._norm_samples"),
     ("tensorgrad.ops.registry",),
     ("tensorgrad.ops",),
-    ("tensorgrad.graph", "tensorgrad._tape", "tensorgrad.replay", "tensorgrad.autograd",
-     "tensorgrad.testing"),
+    ("tensorgrad.graph", "tensorgrad._tape", "tensorgrad._fuse", "tensorgrad.replay",
+     "tensorgrad.autograd", "tensorgrad.testing"),
     ("tensorgrad.nn", "tensorgrad.optim", "tensorgrad.data", "tensorgrad.neighbors",
      "tensorgrad.distributed"),
     # the top: the package itself ("tensorgrad", its __init__), the command line and the

@@ -233,3 +233,99 @@ def test_resident_memory_stays_flat_over_10000_planned_steps():
         pass
     grown = _rss_kb() - rss
     assert grown < 1024, f"RSS grew by {grown} KB over 9000 steps"
+
+
+# --- fusion across ops (tensorgrad/_fuse.py) and the taped losses ------------------------------
+def _planned(loss):
+    g = tg.Graph(loss)
+    g.forward()
+    g.backward()
+    return g
+
+
+def test_an_l2_penalty_is_fused_both_ways_and_training_stays_bitwise():
+    """(w * w).sum() becomes one sum-of-squares pass; the penalty's gradient and the matmul
+    gradient of the same weight one multiply-add pass. _train compares with eager."""
+    model = _mlp(0)
+    (xb, yb), = _batches(1)
+    g = _planned(_loss(model, tg.from_numpy(xb), tg.from_numpy(yb)))
+    info = g.plan_info()
+    assert info["forward"][1] == 0 and info["backward"][1] == 0
+    assert info["fused"] == 4           # 2 weight matrices: square+sum, mul+accumulate
+    batches = _batches(4, seed=3)
+    for a, b in zip(_train(batches, True), _train(batches, False), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_square_read_elsewhere_is_not_fused_and_stays_current():
+    rng = np.random.default_rng(4)
+    w = tg.tensor(rng.standard_normal((30, 40)), requires_grad=True)
+    sq = w * w
+    g = _planned(sq.sum() + (sq * 0.5).sum())
+    for _ in range(2):
+        with tg.no_grad():
+            w.mul_(1.5)
+        loss = g.forward()
+        want = w.numpy() * w.numpy()
+        np.testing.assert_array_equal(sq.numpy(), want)
+        eager = (w * w).sum() + ((w * w) * 0.5).sum()
+        assert loss.item() == eager.item()
+
+
+def test_a_python_step_anywhere_turns_fusion_off():
+    class Twice(tg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return tg.from_numpy(x.numpy() * 2.0)
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2.0
+
+    w = tg.tensor(np.random.default_rng(5).standard_normal((8, 8)), requires_grad=True)
+    g = _planned((w * w).sum() + Twice.apply(w).sum())
+    assert g.plan_info()["fused"] == 0 and g.plan_info()["forward"][1] == 1
+
+
+@pytest.mark.parametrize("loss_fn", [F.cross_entropy, F.multiclass_hinge_loss])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_fused_losses_are_kernel_steps_reading_the_recorded_labels(loss_fn, reduction):
+    rng = np.random.default_rng(6)
+    s = tg.tensor(rng.standard_normal((9, 5)).astype(np.float32), requires_grad=True)
+    y = tg.from_numpy(rng.integers(0, 5, 9))
+    out = loss_fn(s, y, reduction=reduction)
+    g = _planned((out * out).sum() if reduction == "none" else out * 3.0)
+    assert g.plan_info()["forward"][1] == 0 and g.plan_info()["backward"][1] == 0
+    for _ in range(2):
+        y.copy_(tg.from_numpy(rng.integers(0, 5, 9)))
+        with tg.no_grad():
+            s.copy_(tg.tensor(rng.standard_normal((9, 5)).astype(np.float32)))
+        s.grad = None
+        got = g.forward().numpy().copy()
+        g.backward()
+        s2 = s.detach().requires_grad_()
+        e = loss_fn(s2, y, reduction=reduction)
+        e = (e * e).sum() if reduction == "none" else e * 3.0
+        e.backward()
+        np.testing.assert_array_equal(got, e.numpy())
+        np.testing.assert_array_equal(s.grad.numpy(), s2.grad.numpy())
+
+
+def test_labels_of_another_integer_type_are_converted_at_every_replay():
+    rng = np.random.default_rng(7)
+    s = tg.tensor(rng.standard_normal((6, 4)), requires_grad=True)
+    y = tg.from_numpy(rng.integers(0, 4, 6).astype(np.int32))
+    g = _planned(F.cross_entropy(s, y))
+    assert g.plan_info()["forward"][1] == 1         # the conversion: a Python step
+    y.copy_(tg.from_numpy(np.array([3, 2, 1, 0, 3, 2], np.int32)))
+    assert g.forward().item() == F.cross_entropy(s.detach(), y.numpy().astype(np.int64)).item()
+
+
+def test_a_bad_label_written_into_a_planned_graph_gives_nan_not_a_crash():
+    s = tg.tensor(np.ones((3, 4), np.float32), requires_grad=True)
+    y = tg.from_numpy(np.array([0, 1, 2]))
+    g = _planned(F.cross_entropy(s, y))
+    y.copy_(tg.from_numpy(np.array([0, 7, -1])))
+    assert np.isnan(g.forward().item())
+    g.backward()
+    assert np.isnan(s.grad.numpy()[1:]).all() and np.isfinite(s.grad.numpy()[0]).all()

@@ -99,3 +99,7 @@ cdef int _tape_call(int t, const _Layout* L, const _Args* f, object keep) except
     _tape.append((<uintptr_t>&_run_prepared,
                   PyBytes_FromStringAndSize(<char*>&r, sizeof(_Prepared)), keep))
     return 0
+
+
+RUN_PREPARED = <uintptr_t>&_run_prepared     # the address this module's records run with
+

@@ -76,6 +76,10 @@ cdef enum:
     K_CLAMP = 5         # out = min(max(a, lo), hi)
     K_CLAMP_MASK = 6    # out = g if lo <= a <= hi else 0
     K_COPY = 7          # out = a
+    K_MULADD = 8        # out = a * b + c, the product rounded first (planned replay's fusion)
+
+BINARY_KIND = K_BINARY      # record_info's kind of a binary() / accumulate() record
+UNARY_KIND = K_UNARY        # and of a unary() record
 
 
 cdef struct _Args:
@@ -385,6 +389,25 @@ cdef void _copy_run(char* o, intp so, char* a, intp sa, intp n,
             (<floating*>(o + i * so))[0] = (<floating*>(a + i * sa))[0]
 
 
+cdef void _muladd_run(char** p, const intp* st, intp n, floating* tag) noexcept nogil:
+    """o = a * b + c with the product rounded to the dtype before the sum: the values of a
+    multiply kernel followed by an accumulate (the build turns FMA contraction off)."""
+    cdef intp i, sz = sizeof(floating)
+    cdef floating* y = <floating*>p[0]
+    cdef floating* x = <floating*>p[1]
+    cdef floating* z = <floating*>p[3]
+    cdef floating s, u
+    if st[0] == sz and st[1] == sz and st[2] == 0 and st[3] == sz:
+        s = (<floating*>p[2])[0]
+        for i in range(n):
+            u = x[i] * s
+            y[i] = u + z[i]
+        return
+    for i in range(n):
+        u = (<floating*>(p[1] + i * st[1]))[0] * (<floating*>(p[2] + i * st[2]))[0]
+        (<floating*>(p[0] + i * st[0]))[0] = u + (<floating*>(p[3] + i * st[3]))[0]
+
+
 cdef void _scalar_run(const _Args* f, char** p, const intp* st, intp n,
                       floating* tag) noexcept nogil:
     """o = a op s (K_SCALAR) or o = s op a (K_RSCALAR), s rounded to the dtype first."""
@@ -419,6 +442,8 @@ cdef inline void _inner(const _Args* f, char** p, const intp* st, intp n,
     elif kind == K_CLAMP_MASK:
         _clamp_mask_run(<floating>f.s, <floating>f.s2, p[0], st[0], p[1], st[1], p[2],
                         st[2], n)
+    elif kind == K_MULADD:
+        _muladd_run(p, st, n, tag)
     else:
         _copy_run(p[0], st[0], p[1], st[1], n, tag)
 
@@ -505,6 +530,27 @@ def accumulate(cnp.ndarray acc, cnp.ndarray g):
     _dispatch(t, &L, &f)
     if _tape is not None:
         _tape_call(t, &L, &f, (acc, g))
+
+
+def muladd(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c, cnp.ndarray out):
+    """out = a * b + c (broadcasting to out.shape), the product rounded to the dtype first:
+    bitwise ``binary(MUL, a, b, t)`` then ``accumulate(t, c)``, in one pass and without t."""
+    cdef _Layout L
+    cdef _Args f
+    cdef int t = _check_float(out, a, b, c, "muladd")
+    _layout(&L, out, a, b, c, "muladd")
+    f.kind = K_MULADD
+    _dispatch(t, &L, &f)
+    if _tape is not None:
+        _tape_call(t, &L, &f, (out, a, b, c))
+
+
+def record_info(bytes rec):
+    """What a taped record of this module does, for the plan's fusion pass:
+    ``(kind, op, flat)``, ``flat`` when its operands collapsed to one run (contiguous
+    arrays, or broadcast single values)."""
+    cdef const _Prepared* r = <const _Prepared*><const char*>rec
+    return r.f.kind, r.f.op, r.L.nd == 1
 
 
 def where(cnp.ndarray cond, cnp.ndarray a, cnp.ndarray b, cnp.ndarray out):

@@ -28,7 +28,7 @@ Strategy
 import numpy as np
 
 from cython.parallel cimport prange
-from libc.math cimport exp, log
+from libc.math cimport NAN, exp, log
 from libc.stdint cimport int32_t, int64_t, uint32_t
 from cython cimport floating
 
@@ -160,9 +160,53 @@ cdef inline double _row_xent_grad(const floating* s, Py_ssize_t C, Py_ssize_t y,
     return log(sum_exp)
 
 
+cdef double _xent_core(const floating* s, const int64_t* y, double* stats, floating* loss,
+                       double w, floating* grad, double* part, Py_ssize_t N,
+                       Py_ssize_t C) noexcept nogil:
+    """The body of xent_forward on raw C-contiguous memory (grad NULL: no gradient)."""
+    cdef Py_ssize_t i, j
+    cdef double li, ls
+    cdef floating m
+    if N == 0:
+        return 0.0
+    for i in prange(N, schedule="static", use_threads_if=N * C >= TG_PAR_MIN):
+        if y[i] < 0 or y[i] >= C:
+            # Only a replayed Graph fed a bad label gets here (the Python layer validates
+            # eager calls): the row is NaN, and no memory outside the row is touched.
+            stats[2 * i] = NAN
+            stats[2 * i + 1] = NAN
+            loss[i] = <floating>NAN
+            part[i] = NAN
+            if grad != NULL:
+                for j in range(C):
+                    grad[i * C + j] = <floating>NAN
+            continue
+        m = _row_max(s + i * C, C)
+        if grad != NULL:
+            ls = _row_xent_grad(s + i * C, C, y[i], m, w, grad + i * C)
+        else:
+            ls = _row_logsumexp_shifted(s + i * C, C, m)
+        stats[2 * i] = m
+        stats[2 * i + 1] = ls
+        li = (<double>m - <double>s[i * C + y[i]]) + ls
+        loss[i] = <floating>li
+        part[i] = li
+    return _sum4(part, N)
+
+
+cdef inline void _write_total(double total, Py_ssize_t N, int mode, floating* out) noexcept nogil:
+    """out[0] = the loss as reduced: mode 1 the sum, 2 the mean (NaN for N = 0), 0 nothing."""
+    if mode == 1:
+        out[0] = <floating>total
+    elif mode == 2:
+        out[0] = <floating>(total / N) if N else <floating>NAN
+
+
 def xent_forward(const floating[:, ::1] s, const int64_t[::1] y, double[:, ::1] stats,
-                 floating[::1] loss, double w, floating[:, ::1] grad):
-    """Row losses loss_i = lse_i − s_{i,y_i}; returns Σ_i loss_i (in double).
+                 floating[::1] loss, double w, floating[:, ::1] grad, floating[::1] out,
+                 int mode):
+    """Row losses loss_i = lse_i − s_{i,y_i}; returns Σ_i loss_i (in double) and writes it
+    reduced to out[0] (``mode`` 1: the sum, 2: the mean; 0: out is not used).
 
     stats[i] = (m_i, log Σ_j exp(s_ij − m_i)) with m_i the row max, so lse_i = m_i + stats[i, 1].
     Backward uses the two parts separately: (s_ij − m_i) − log-sum stays accurate in float32
@@ -170,25 +214,21 @@ def xent_forward(const floating[:, ::1] s, const int64_t[::1] y, double[:, ::1] 
     When `grad` has N rows it also receives the gradient w·(softmax(s) − onehot(y)) computed
     in the same pass (the row is still in cache); pass a 0-row array to skip it.
     """
-    cdef Py_ssize_t N = s.shape[0], C = s.shape[1], i
-    cdef bint want_grad = grad.shape[0] == N
-    cdef double li, ls
-    cdef floating m
-    if N == 0:
-        return 0.0
-    cdef double[::1] part = np.empty(N, np.float64)
-    for i in prange(N, nogil=True, schedule="static", use_threads_if=N * C >= TG_PAR_MIN):
-        m = _row_max(&s[i, 0], C)
-        if want_grad:
-            ls = _row_xent_grad(&s[i, 0], C, y[i], m, w, &grad[i, 0])
-        else:
-            ls = _row_logsumexp_shifted(&s[i, 0], C, m)
-        stats[i, 0] = m
-        stats[i, 1] = ls
-        li = (<double>m - <double>s[i, y[i]]) + ls
-        loss[i] = <floating>li
-        part[i] = li
-    return _sum4(&part[0], N)
+    cdef Py_ssize_t N = s.shape[0], C = s.shape[1]
+    cdef double[::1] part = np.empty(max(N, 1), np.float64)
+    cdef floating* g = &grad[0, 0] if grad.shape[0] == N and N > 0 else NULL
+    cdef double total
+    with nogil:
+        total = _xent_core(&s[0, 0] if N else NULL, &y[0] if N else NULL,
+                           &stats[0, 0] if N else NULL, &loss[0] if N else NULL, w, g,
+                           &part[0], N, C)
+        _write_total(total, N, mode, &out[0] if mode else NULL)
+    if _tape is not None:
+        _tape_loss(0, floating is float, N, C, &s[0, 0] if N else NULL, &y[0] if N else NULL,
+                   &stats[0, 0] if N else NULL, &loss[0] if N else NULL, g, &part[0],
+                   &out[0] if mode else NULL, w, 0.0, mode, _keep(s, y, loss, out, mode,
+                                                              (stats, grad, part)))
+    return total
 
 
 cdef inline void _xent_back_row(const floating* s, Py_ssize_t C, Py_ssize_t y, floating m,
@@ -249,27 +289,53 @@ cdef inline double _hinge_row_grad(const floating* s, Py_ssize_t C, Py_ssize_t y
     return total
 
 
+cdef double _hinge_core(const floating* s, const int64_t* y, floating margin, floating* loss,
+                        floating w, floating* grad, double* part, Py_ssize_t N,
+                        Py_ssize_t C) noexcept nogil:
+    """The body of hinge_forward on raw C-contiguous memory (grad NULL: no gradient)."""
+    cdef Py_ssize_t i, j
+    cdef double li
+    if N == 0:
+        return 0.0
+    for i in prange(N, schedule="static", use_threads_if=N * C >= TG_PAR_MIN):
+        if y[i] < 0 or y[i] >= C:       # a replayed bad label: NaN (see _xent_core)
+            loss[i] = <floating>NAN
+            part[i] = NAN
+            if grad != NULL:
+                for j in range(C):
+                    grad[i * C + j] = <floating>NAN
+            continue
+        if grad != NULL:
+            li = _hinge_row_grad(s + i * C, C, y[i], margin, w, grad + i * C)
+        else:
+            li = _hinge_row(s + i * C, C, y[i], margin)
+        loss[i] = <floating>li
+        part[i] = li
+    return _sum4(part, N)
+
+
 def hinge_forward(const floating[:, ::1] s, const int64_t[::1] y, floating margin,
-                  floating[::1] loss, floating w, floating[:, ::1] grad):
-    """Row losses Σ_{j≠y_i} max(0, s_ij − s_{i,y_i} + margin); returns their sum.
+                  floating[::1] loss, floating w, floating[:, ::1] grad, floating[::1] out,
+                  int mode):
+    """Row losses Σ_{j≠y_i} max(0, s_ij − s_{i,y_i} + margin); returns their sum and writes
+    it reduced to out[0] (``mode`` as in xent_forward).
 
     When `grad` has N rows it also receives the gradient w·dL_i/ds_i in the same pass (the
     row is still in cache); pass a 0-row array to skip it.
     """
-    cdef Py_ssize_t N = s.shape[0], C = s.shape[1], i
-    cdef bint want_grad = grad.shape[0] == N
-    cdef double li
-    if N == 0:
-        return 0.0
-    cdef double[::1] part = np.empty(N, np.float64)
-    for i in prange(N, nogil=True, schedule="static", use_threads_if=N * C >= TG_PAR_MIN):
-        if want_grad:
-            li = _hinge_row_grad(&s[i, 0], C, y[i], margin, w, &grad[i, 0])
-        else:
-            li = _hinge_row(&s[i, 0], C, y[i], margin)
-        loss[i] = <floating>li
-        part[i] = li
-    return _sum4(&part[0], N)
+    cdef Py_ssize_t N = s.shape[0], C = s.shape[1]
+    cdef double[::1] part = np.empty(max(N, 1), np.float64)
+    cdef floating* g = &grad[0, 0] if grad.shape[0] == N and N > 0 else NULL
+    cdef double total
+    with nogil:
+        total = _hinge_core(&s[0, 0] if N else NULL, &y[0] if N else NULL, margin,
+                            &loss[0] if N else NULL, w, g, &part[0], N, C)
+        _write_total(total, N, mode, &out[0] if mode else NULL)
+    if _tape is not None:
+        _tape_loss(1, floating is float, N, C, &s[0, 0] if N else NULL, &y[0] if N else NULL,
+                   NULL, &loss[0] if N else NULL, g, &part[0], &out[0] if mode else NULL,
+                   w, margin, mode, _keep(s, y, loss, out, mode, (grad, part)))
+    return total
 
 
 cdef inline void _hinge_back_row(const floating* s, Py_ssize_t C, Py_ssize_t y,
@@ -341,3 +407,88 @@ def mse_backward(const floating[::1] x, const floating[::1] t, const floating[::
     else:
         for k in prange(n, nogil=True, schedule="static", use_threads_if=n >= TG_PAR_MIN):
             out[k] = <floating>(w0 * (<double>x[k] - <double>t[k]))
+
+
+# --- taping, for planned Graph replay (see _driver.pxi for the protocol) ---------------------
+# The two fused forwards tape themselves: a replay reruns the same core on the same memory
+# (scores, labels, the node's stats / row-loss / gradient buffers and the reduced output).
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.stdint cimport uintptr_t
+
+cdef struct _LossRecord:
+    int kind            # 0 cross-entropy, 1 hinge
+    bint f32
+    Py_ssize_t N
+    Py_ssize_t C
+    char* s
+    char* y
+    char* stats
+    char* loss
+    char* grad          # NULL: no gradient
+    char* part
+    char* out
+    double w
+    double margin
+    int mode
+
+cdef object _tape = None
+
+
+def set_tape(tape):
+    """Start (a list) or stop (None) taping xent_forward / hinge_forward calls."""
+    global _tape
+    _tape = tape
+
+
+cdef void _run_loss(const char* rec) noexcept:
+    cdef const _LossRecord* r = <const _LossRecord*>rec
+    cdef double total
+    with nogil:
+        if r.f32:
+            if r.kind == 0:
+                total = _xent_core(<float*>r.s, <int64_t*>r.y, <double*>r.stats,
+                                   <float*>r.loss, r.w, <float*>r.grad, <double*>r.part,
+                                   r.N, r.C)
+            else:
+                total = _hinge_core(<float*>r.s, <int64_t*>r.y, <float>r.margin,
+                                    <float*>r.loss, <float>r.w, <float*>r.grad,
+                                    <double*>r.part, r.N, r.C)
+            _write_total(total, r.N, r.mode, <float*>r.out)
+        else:
+            if r.kind == 0:
+                total = _xent_core(<double*>r.s, <int64_t*>r.y, <double*>r.stats,
+                                   <double*>r.loss, r.w, <double*>r.grad, <double*>r.part,
+                                   r.N, r.C)
+            else:
+                total = _hinge_core(<double*>r.s, <int64_t*>r.y, r.margin, <double*>r.loss,
+                                    r.w, <double*>r.grad, <double*>r.part, r.N, r.C)
+            _write_total(total, r.N, r.mode, <double*>r.out)
+
+
+cdef int _tape_loss(int kind, bint f32, Py_ssize_t N, Py_ssize_t C, const void* s,
+                    const void* y, void* stats, void* loss, void* grad, void* part, void* out,
+                    double w, double margin, int mode, tuple keep) except -1:
+    cdef _LossRecord r
+    r.kind = kind
+    r.f32 = f32
+    r.N = N
+    r.C = C
+    r.s = <char*>s
+    r.y = <char*>y
+    r.stats = <char*>stats
+    r.loss = <char*>loss
+    r.grad = <char*>grad
+    r.part = <char*>part
+    r.out = <char*>out
+    r.w = w
+    r.margin = margin
+    r.mode = mode
+    _tape.append((<uintptr_t>&_run_loss, PyBytes_FromStringAndSize(<char*>&r, sizeof(r)),
+                  keep))
+    return 0
+
+
+cdef tuple _keep(object s, object y, object loss, object out, int mode, tuple extra):
+    """The record's arrays, as _tape.Capture.kept reads them: (what it writes, what it reads,
+    ..., the other buffers it writes, kept alive)."""
+    return ((out if mode else loss).base, s.base, y.base, tuple(b.base for b in extra))

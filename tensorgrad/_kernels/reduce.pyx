@@ -105,41 +105,54 @@ cdef inline floating _exp(floating x) noexcept nogil:
         return exp(x)
 
 
-cdef double _pairwise(const floating* x, intp n) noexcept nogil:
-    """Sum of x[0:n] in double: 8 accumulators on leaves of <= 128, halves added pairwise."""
+cdef inline double _ld(const floating* x, intp i, bint sq) noexcept nogil:
+    """x[i], or its square rounded to the dtype (the value a separate square kernel stores)."""
+    return <double>(x[i] * x[i]) if sq else <double>x[i]
+
+
+cdef inline double _leaf(const floating* x, intp n, bint sq) noexcept nogil:
+    """Sum of x[0:n] (n <= 128) in double with 8 accumulators (inlined with a constant
+    ``sq``: one specialised loop each)."""
     cdef double r0, r1, r2, r3, r4, r5, r6, r7, s
-    cdef intp i, m, half
+    cdef intp i, m
     if n < 8:
         s = 0
         for i in range(n):
-            s += x[i]
+            s += _ld(x, i, sq)
         return s
+    r0 = _ld(x, 0, sq)
+    r1 = _ld(x, 1, sq)
+    r2 = _ld(x, 2, sq)
+    r3 = _ld(x, 3, sq)
+    r4 = _ld(x, 4, sq)
+    r5 = _ld(x, 5, sq)
+    r6 = _ld(x, 6, sq)
+    r7 = _ld(x, 7, sq)
+    m = n - n % 8
+    for i in range(8, m, 8):
+        r0 += _ld(x, i, sq)
+        r1 += _ld(x, i + 1, sq)
+        r2 += _ld(x, i + 2, sq)
+        r3 += _ld(x, i + 3, sq)
+        r4 += _ld(x, i + 4, sq)
+        r5 += _ld(x, i + 5, sq)
+        r6 += _ld(x, i + 6, sq)
+        r7 += _ld(x, i + 7, sq)
+    s = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for i in range(m, n):
+        s += _ld(x, i, sq)
+    return s
+
+
+cdef double _pairwise(const floating* x, intp n, bint sq=False) noexcept nogil:
+    """Sum of x[0:n] (of their squares when ``sq``) in double: 8 accumulators on leaves of
+    <= 128, halves added pairwise."""
+    cdef intp half
     if n <= 128:
-        r0 = x[0]
-        r1 = x[1]
-        r2 = x[2]
-        r3 = x[3]
-        r4 = x[4]
-        r5 = x[5]
-        r6 = x[6]
-        r7 = x[7]
-        m = n - n % 8
-        for i in range(8, m, 8):
-            r0 += x[i]
-            r1 += x[i + 1]
-            r2 += x[i + 2]
-            r3 += x[i + 3]
-            r4 += x[i + 4]
-            r5 += x[i + 5]
-            r6 += x[i + 6]
-            r7 += x[i + 7]
-        s = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        for i in range(m, n):
-            s += x[i]
-        return s
+        return _leaf(x, n, True) if sq else _leaf(x, n, False)
     half = n // 2
     half -= half % 8
-    return _pairwise(x, half) + _pairwise(x + half, n - half)
+    return _pairwise(x, half, sq) + _pairwise(x + half, n - half, sq)
 
 
 cdef inline intp _cdiv(intp a, intp b) noexcept nogil:
@@ -307,27 +320,29 @@ def sum_mid(cnp.ndarray a3, cnp.ndarray out2, double scale=1.0):
         _tape_sum(t, a3, out2, A, B, C, scale, False)
 
 
-cdef double _sum_all(const floating* x, intp n, double* part) noexcept:
+cdef double _sum_all(const floating* x, intp n, double* part, bint sq) noexcept:
     cdef intp nb = _cdiv(n, RB), k, b1
     cdef double s = 0
     if nb <= 1:
-        return _pairwise(x, n)
+        return _pairwise(x, n, sq)
     if n >= TG_PAR_MIN:
         for k in prange(nb, nogil=True, schedule="dynamic"):
             b1 = (k + 1) * RB
             if b1 > n:
                 b1 = n
-            part[k] = _pairwise(x + k * RB, b1 - k * RB)
+            part[k] = _pairwise(x + k * RB, b1 - k * RB, sq)
     else:
         for k in range(nb):
-            part[k] = _pairwise(x + k * RB, (n if k == nb - 1 else (k + 1) * RB) - k * RB)
+            b1 = n if k == nb - 1 else (k + 1) * RB
+            part[k] = _pairwise(x + k * RB, b1 - k * RB, sq)
     for k in range(nb):
         s += part[k]
     return s
 
 
-cdef int _sum_all_c(int t, char* x, intp n, double* s) noexcept:
-    """s[0] = the sum of n elements at x, in double; 0, or -1 without workspace."""
+cdef int _sum_all_c(int t, char* x, intp n, double* s, bint sq=False) noexcept:
+    """s[0] = the sum of n elements at x (of their squares when ``sq``), in double; 0, or
+    -1 without workspace."""
     cdef intp nb = _cdiv(n, RB)
     cdef double* part = NULL
     if nb > 1:
@@ -335,9 +350,9 @@ cdef int _sum_all_c(int t, char* x, intp n, double* s) noexcept:
         if part == NULL:
             return -1
     if t == cnp.NPY_FLOAT32:
-        s[0] = _sum_all(<float*>x, n, part)
+        s[0] = _sum_all(<float*>x, n, part, sq)
     else:
-        s[0] = _sum_all(<double*>x, n, part)
+        s[0] = _sum_all(<double*>x, n, part, sq)
     free(part)
     return 0
 
@@ -351,24 +366,26 @@ def sum_all(cnp.ndarray a):
     return s
 
 
-def sum_all_into(cnp.ndarray a, cnp.ndarray out, double scale=1.0):
+def sum_all_into(cnp.ndarray a, cnp.ndarray out, double scale=1.0, bint squares=False):
     """out[()] = sum_all(a) * scale, rounded once to out's dtype (out: one element of a's
-    float dtype)."""
+    float dtype). With ``squares``, the sum of a's squares each rounded to the dtype: the
+    value of a square kernel's output summed, without writing it (planned replay fuses the
+    two, see tensorgrad/_fuse.py)."""
     cdef int t = _float_type(a, "sum_all_into")
     if cnp.PyArray_TYPE(out) != t or cnp.PyArray_SIZE(out) != 1 \
             or not cnp.PyArray_ISWRITEABLE(out):
         raise TypeError(f"sum_all_into: out must be one writeable element of {a.dtype}")
     cdef intp n = cnp.PyArray_SIZE(a)
     if _sum_all_into_c(t, <char*>cnp.PyArray_DATA(a), n, <char*>cnp.PyArray_DATA(out),
-                       scale) < 0:
+                       scale, squares) < 0:
         raise MemoryError()
     if _tape is not None:
-        _tape_sum(t, a, out, 1, n, 1, scale, True)
+        _tape_sum(t, a, out, 1, n, 1, scale, True, squares)
 
 
-cdef int _sum_all_into_c(int t, char* x, intp n, char* out, double scale) noexcept:
+cdef int _sum_all_into_c(int t, char* x, intp n, char* out, double scale, bint sq) noexcept:
     cdef double s
-    if _sum_all_c(t, x, n, &s) < 0:
+    if _sum_all_c(t, x, n, &s, sq) < 0:
         return -1
     if t == cnp.NPY_FLOAT32:
         (<float*>out)[0] = <float>(s * scale)
@@ -384,6 +401,7 @@ from libc.stdint cimport uintptr_t
 cdef struct _SumRecord:
     int t
     bint all
+    bint sq
     char* x
     char* out
     intp A
@@ -403,16 +421,17 @@ def set_tape(tape):
 cdef void _run_sum(const char* rec) noexcept:
     cdef const _SumRecord* r = <const _SumRecord*>rec
     if r.all:
-        _sum_all_into_c(r.t, r.x, r.B, r.out, r.scale)
+        _sum_all_into_c(r.t, r.x, r.B, r.out, r.scale, r.sq)
     else:
         _sum_mid_c(r.t, r.x, r.out, r.A, r.B, r.C, r.scale)
 
 
 cdef int _tape_sum(int t, cnp.ndarray x, cnp.ndarray out, intp A, intp B, intp C,
-                   double scale, bint all) except -1:
+                   double scale, bint all, bint sq=False) except -1:
     cdef _SumRecord r
     r.t = t
     r.all = all
+    r.sq = sq
     r.x = <char*>cnp.PyArray_DATA(x)
     r.out = <char*>cnp.PyArray_DATA(out)
     r.A = A
@@ -422,6 +441,16 @@ cdef int _tape_sum(int t, cnp.ndarray x, cnp.ndarray out, intp A, intp B, intp C
     _tape.append((<uintptr_t>&_run_sum, PyBytes_FromStringAndSize(<char*>&r, sizeof(r)),
                   (out, x)))
     return 0
+
+
+def sum_record_info(bytes rec):
+    """What a taped sum record does, for the plan's fusion pass: ``(all, squares, scale)``
+    (``all``: the sum of every element of its input, ``sum_all_into``)."""
+    cdef const _SumRecord* r = <const _SumRecord*><const char*>rec
+    return bool(r.all), bool(r.sq), r.scale
+
+
+RUN_SUM = <uintptr_t>&_run_sum      # the address sum records run with
 
 
 # ----------------------------------------------------------------------------------------

@@ -317,20 +317,23 @@ def _np_adam(d, p):
 
 
 def _np_step_gemms(d, p):
-    """The step's five GEMMs alone (forward x·W1, h·W2; backward aᵀ·ds, ds·W2ᵀ, xᵀ·dh) into
-    preallocated outputs: the floor that a step at the speed of its kernels approaches."""
-    X, W1, W2 = d["X"], d["W1"], d["W2"]
-    n, h, c = X.shape[0], W1.shape[1], W2.shape[1]
+    """The step's five GEMMs alone, into preallocated outputs: the floor that a step at the
+    speed of its kernels approaches. The same GEMMs as the step's: nn.Linear (tensorgrad's
+    and torch's) stores W as [out, in], so forward is x·W1ᵀ, h·W2ᵀ and backward dsᵀ·a,
+    ds·W2, dhᵀ·x (the course's W [in, out] layout runs other BLAS shapes: ±10% here)."""
+    X = d["X"]
+    W1t, W2t = np.ascontiguousarray(d["W1"].T), np.ascontiguousarray(d["W2"].T)
+    n, h, c = X.shape[0], W1t.shape[0], W2t.shape[0]
     f32 = np.float32
     a, s = np.empty((n, h), f32), np.empty((n, c), f32)
-    dW2, dh, dW1 = np.empty((h, c), f32), np.empty((n, h), f32), np.empty(W1.shape, f32)
+    dW2, dh, dW1 = np.empty((c, h), f32), np.empty((n, h), f32), np.empty(W1t.shape, f32)
 
     def run():
-        np.matmul(X, W1, out=a)
-        np.matmul(a, W2, out=s)
-        np.matmul(a.T, s, out=dW2)
-        np.matmul(s, W2.T, out=dh)
-        np.matmul(X.T, dh, out=dW1)
+        np.matmul(X, W1t.T, out=a)
+        np.matmul(a, W2t.T, out=s)
+        np.matmul(s.T, a, out=dW2)
+        np.matmul(s, W2t, out=dh)
+        np.matmul(dh.T, X, out=dW1)
         return {}
     return run
 

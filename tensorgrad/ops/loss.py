@@ -18,6 +18,7 @@ saved scores. With create_graph=True backward is written with differentiable ops
 """
 import numpy as np
 
+from tensorgrad import function as _fn
 from tensorgrad._kernels import loss as LK
 from tensorgrad._tensor import Tensor, _wrap
 from tensorgrad.function import Function, is_grad_enabled
@@ -81,6 +82,21 @@ def _check_labels(labels, scores, op, ignore_index=None):
     return arr, ignored
 
 
+def _label_tensor(labels, y):
+    """The labels as the fused losses take them: the caller's Tensor itself (a Graph then
+    reads the labels written into it at every replay), else ``y`` (checked) wrapped."""
+    return labels if isinstance(labels, Tensor) else _wrap(y)
+
+
+def _int64(labels):
+    """The labels' memory as C-contiguous int64 (a copy only for other integer types: a
+    planned Graph then redoes this op from Python, so the copy stays current)."""
+    y = labels._data
+    if y.dtype != np.int64 or not y.flags.c_contiguous:
+        y = np.ascontiguousarray(y, dtype=np.int64)
+    return y
+
+
 def _c(arr):
     return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
 
@@ -108,16 +124,16 @@ def _row_weight(reduction, n):
     return 1.0 / n if (reduction == "mean" and n) else 1.0
 
 
-def _reduce_rows(ctx, rows, total, n, reduction, dtype):
-    """The forward's output: the row losses themselves, or their sum/mean as a 0-d array."""
+_MODE = {"none": 0, "sum": 1, "mean": 2}      # how the kernels reduce the row losses
+
+
+def _loss_out(ctx, n, reduction, dtype):
+    """(row-loss buffer, output): the forward's output is the row losses themselves
+    ('none') or a 0-d array the kernel writes their sum or mean into."""
     if reduction == "none":
-        return _wrap(rows)
-    out = ctx.empty((), dtype)
-    if reduction == "sum":
-        out[()] = total
-    else:
-        out[()] = total / n if n else np.nan
-    return _wrap(out)
+        rows = ctx.empty((n,), dtype)
+        return rows, rows
+    return _aux(ctx, "rows", (n,), dtype), ctx.empty((), dtype)
 
 
 def _stash_buffer(ctx, s):
@@ -131,9 +147,17 @@ def _stash_buffer(ctx, s):
 def _take_stash(ctx, g, reduction):
     """The gradient the forward computed (as w0·dL/ds), scaled by g; None if already used.
 
-    The buffer is handed over (the node forgets it), so it can become someone's .grad
-    without a copy; a later replay allocates a new one.
+    Eagerly the buffer is handed over (the node forgets it), so it can become someone's
+    .grad without a copy. While a Graph tapes its backward, the scaling is a (taped) op
+    instead, reading the buffer the taped forward rewrites at every replay: the same values,
+    as multiplying by 1 is exact.
     """
+    if _fn._capture is not None:
+        stash = _scratch(ctx).get("stash")
+        if stash is None:
+            _fn._capture.fail("a fused loss's backward ran without its forward's gradient")
+            return None
+        return _wrap(stash) * (g.reshape(-1, 1) if reduction == "none" else g)
     stash = _scratch(ctx).pop("stash", None)
     if stash is None:
         return None
@@ -164,19 +188,21 @@ def _graph_weight(g, reduction, n):
 # --------------------------------------------------------------------------- cross-entropy
 class CrossEntropy(Function):
     """L_i = lse(s_i) − s_{i,y_i};   gs = w·(softmax(s) − onehot(y))"""
+    tape_forward = tape_backward = True     # the fused kernel tapes; see _take_stash
 
     @staticmethod
     def forward(ctx, scores, labels, reduction):
         s = _c(scores._data)
         n = s.shape[0]
-        dt = s.dtype
         stats = _aux(ctx, "stats", (n, 2), np.float64)
-        rows = ctx.empty((n,), dt) if reduction == "none" else _aux(ctx, "rows", (n,), dt)
+        rows, out = _loss_out(ctx, n, reduction, s.dtype)
         grad = _stash_buffer(ctx, s)
-        total = LK.xent_forward(s, labels, stats, rows, _row_weight(reduction, n), grad)
+        y = _int64(labels)
+        LK.xent_forward(s, y, stats, rows, _row_weight(reduction, n), grad,
+                        out.reshape(-1), _MODE[reduction])
         ctx.save_for_backward(scores)
-        ctx.meta = (labels, reduction)
-        return _reduce_rows(ctx, rows, total, n, reduction, dt)
+        ctx.meta = (y, reduction)
+        return _wrap(out)
 
     @staticmethod
     def backward(ctx, g):
@@ -215,7 +241,8 @@ def cross_entropy(scores, labels, weight=None, ignore_index=-100, reduction="mea
     scores = _check_scores(scores, op)
     y, ignored = _check_labels(labels, scores, op, ignore_index)
     if weight is None and not label_smoothing and not ignored:
-        return CrossEntropy.apply(scores, y, reduction)     # the fused kernel: nothing ignored
+        # the fused kernel: nothing ignored
+        return CrossEntropy.apply(scores, _label_tensor(labels, y), reduction)
     eps = float(label_smoothing)
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
@@ -284,17 +311,20 @@ class MulticlassHinge(Function):
     """L_i = Σ_{j≠y_i} max(0, s_ij − s_{i,y_i} + margin);
     gs_ij = w_i·[margin_ij > 0] (j ≠ y_i), gs_{i,y_i} = −w_i·count_i"""
 
+    tape_forward = tape_backward = True     # as CrossEntropy
+
     @staticmethod
     def forward(ctx, scores, labels, margin, reduction):
         s = _c(scores._data)
         n = s.shape[0]
-        dt = s.dtype
-        rows = ctx.empty((n,), dt) if reduction == "none" else _aux(ctx, "rows", (n,), dt)
+        rows, out = _loss_out(ctx, n, reduction, s.dtype)
         grad = _stash_buffer(ctx, s)
-        total = LK.hinge_forward(s, labels, margin, rows, _row_weight(reduction, n), grad)
+        y = _int64(labels)
+        LK.hinge_forward(s, y, margin, rows, _row_weight(reduction, n), grad,
+                         out.reshape(-1), _MODE[reduction])
         ctx.save_for_backward(scores)
-        ctx.meta = (labels, margin, reduction)
-        return _reduce_rows(ctx, rows, total, n, reduction, dt)
+        ctx.meta = (y, margin, reduction)
+        return _wrap(out)
 
     @staticmethod
     def backward(ctx, g):
@@ -329,7 +359,7 @@ def multiclass_hinge_loss(scores, labels, margin=1.0, reduction="mean"):
         margin = float(margin)
     except (TypeError, ValueError):
         raise TypeError(f"{op}: margin must be a number, got {type(margin).__name__}") from None
-    return MulticlassHinge.apply(scores, y, margin, reduction)
+    return MulticlassHinge.apply(scores, _label_tensor(labels, y), margin, reduction)
 
 
 # -------------------------------------------------------------------------------------- MSE
