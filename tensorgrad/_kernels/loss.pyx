@@ -23,7 +23,10 @@ Strategy
   dtype. Totals never use an OpenMP reduction (its order depends on the thread count):
   each row's loss (MSE: each fixed block of MSE_BLK elements' sum) goes to a double buffer
   that is then summed serially, so the total is bit-identical for any number of threads.
-  Kernels assume valid input (labels in [0, C)); the Python layer validates.
+  The Python layer validates labels; a label outside [0, C) that reaches a kernel anyway
+  (written into a planned Graph's labels) gives that row a NaN loss and gradient.
+- The two fused forwards tape themselves for planned Graph replay and write the reduced
+  loss (sum or mean) themselves, so a replayed step has no Python in it.
 """
 import numpy as np
 
@@ -160,26 +163,33 @@ cdef inline double _row_xent_grad(const floating* s, Py_ssize_t C, Py_ssize_t y,
     return log(sum_exp)
 
 
+cdef inline void _bad_row(Py_ssize_t i, Py_ssize_t C, floating* loss, double* part,
+                          floating* grad) noexcept nogil:
+    """Row i's label is outside [0, C): only a replayed Graph fed a bad label gets here (the
+    Python layer validates eager calls). Its loss and gradient are NaN, and no memory
+    outside the row is touched."""
+    cdef Py_ssize_t j
+    loss[i] = <floating>NAN
+    part[i] = NAN
+    if grad != NULL:
+        for j in range(C):
+            grad[i * C + j] = <floating>NAN
+
+
 cdef double _xent_core(const floating* s, const int64_t* y, double* stats, floating* loss,
                        double w, floating* grad, double* part, Py_ssize_t N,
                        Py_ssize_t C) noexcept nogil:
     """The body of xent_forward on raw C-contiguous memory (grad NULL: no gradient)."""
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i
     cdef double li, ls
     cdef floating m
     if N == 0:
         return 0.0
     for i in prange(N, schedule="static", use_threads_if=N * C >= TG_PAR_MIN):
         if y[i] < 0 or y[i] >= C:
-            # Only a replayed Graph fed a bad label gets here (the Python layer validates
-            # eager calls): the row is NaN, and no memory outside the row is touched.
             stats[2 * i] = NAN
             stats[2 * i + 1] = NAN
-            loss[i] = <floating>NAN
-            part[i] = NAN
-            if grad != NULL:
-                for j in range(C):
-                    grad[i * C + j] = <floating>NAN
+            _bad_row(i, C, loss, part, grad)
             continue
         m = _row_max(s + i * C, C)
         if grad != NULL:
@@ -293,17 +303,13 @@ cdef double _hinge_core(const floating* s, const int64_t* y, floating margin, fl
                         floating w, floating* grad, double* part, Py_ssize_t N,
                         Py_ssize_t C) noexcept nogil:
     """The body of hinge_forward on raw C-contiguous memory (grad NULL: no gradient)."""
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i
     cdef double li
     if N == 0:
         return 0.0
     for i in prange(N, schedule="static", use_threads_if=N * C >= TG_PAR_MIN):
-        if y[i] < 0 or y[i] >= C:       # a replayed bad label: NaN (see _xent_core)
-            loss[i] = <floating>NAN
-            part[i] = NAN
-            if grad != NULL:
-                for j in range(C):
-                    grad[i * C + j] = <floating>NAN
+        if y[i] < 0 or y[i] >= C:
+            _bad_row(i, C, loss, part, grad)
             continue
         if grad != NULL:
             li = _hinge_row_grad(s + i * C, C, y[i], margin, w, grad + i * C)
