@@ -219,6 +219,14 @@ def _run_hooks(leaves):
                 hook(leaf)
 
 
+def _retain(t, g, create_graph, snapshot):
+    """An intermediate's ``retain_grad()``: its gradient into ``t.grad``. A planned Graph
+    rewrites ``g``'s buffer at every replay, so there (``snapshot``) a copy is kept."""
+    if snapshot and t.grad is None:
+        g = _wrap(g._data.copy())       # (numpy's copy: not taped into the plan)
+    t.grad = _accumulate(t.grad, g, create_graph, False)
+
+
 def _run(roots, grads, retain_graph, create_graph, capture=None):
     """The engine. ``capture`` maps id(leaf) / (id(node), index) -> slot for tg.grad.
 
@@ -265,7 +273,10 @@ def _run(roots, grads, retain_graph, create_graph, capture=None):
                 for j, ref in node._retain.items():
                     t = ref()
                     if t is not None:
-                        t.grad = _accumulate(t.grad, buf[j], create_graph, False)
+                        planned = _fn._capture is not None
+                        _retain(t, buf[j], create_graph, planned)
+                        if planned:                         # a replay retains it again
+                            _fn._capture.step(_retain, t, buf[j], False, True)
             if capture is not None:
                 for j in range(len(buf)):
                     _capture(capture, (id(node), j), buf[j], create_graph)

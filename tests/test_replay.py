@@ -329,3 +329,24 @@ def test_a_bad_label_written_into_a_planned_graph_gives_nan_not_a_crash():
     assert np.isnan(g.forward().item())
     g.backward()
     assert np.isnan(s.grad.numpy()[1:]).all() and np.isfinite(s.grad.numpy()[0]).all()
+
+
+def test_retained_gradients_of_intermediates_are_refreshed_as_eagerly():
+    w = tg.tensor(np.arange(4.0), requires_grad=True)
+    h = w * 2.0
+    h.retain_grad()
+    g = tg.Graph((h * h).sum())
+    kept = []
+    for k in range(3):
+        with tg.no_grad():
+            w.add_(1.0)
+        w.grad = None
+        if k < 2:
+            h.grad = None           # the third step accumulates into the second's, as eagerly
+        g.forward()
+        g.backward()
+        kept.append(h.grad)
+    assert g.planned
+    np.testing.assert_array_equal(kept[0].numpy(), [4.0, 8.0, 12.0, 16.0])   # not overwritten
+    np.testing.assert_array_equal(kept[1].numpy(), [8.0, 12.0, 16.0, 20.0])
+    np.testing.assert_array_equal(kept[2].numpy(), [20.0, 28.0, 36.0, 44.0])
