@@ -447,6 +447,45 @@ cdef Plan _plan(const Geom* G, intp N, intp ws_elems, int threads):
     return P
 
 
+cdef inline void _tile(bint forward, intp t, const floating* src, intp src_img,
+                       floating* dst, intp dst_img, intp N, floating* cp, floating* Yp,
+                       const floating* wp, const floating* bp, const Geom* G, const Plan* P,
+                       bint par) noexcept nogil:
+    cdef intp n0 = t * P.nb, cur = min(P.nb, N - n0)
+    if forward:
+        _forward_tile(src + n0 * src_img, cur, cp, Yp, wp, bp, dst + n0 * dst_img, G, par)
+    else:
+        _input_tile(src + n0 * src_img, cur, cp, Yp, wp, bp, dst + n0 * dst_img, G, par)
+
+
+cdef int _map_tiles(bint forward, const floating* src, intp src_img, floating* dst,
+                    intp dst_img, intp N, const floating* wp, const floating* bp,
+                    const Geom* G, intp ws_elems, int threads) except -1:
+    """Every batch tile of conv_forward (``forward``: src = x, dst = y) or conv_input
+    (src = y, dst = x); ``*_img``: elements per image. With a plan of several tiles per
+    thread, an OpenMP prange over tiles, each with its own workspace and single-threaded
+    GEMMs; else the tiles in order, BLAS threaded."""
+    require_blas()
+    cdef Plan P = _plan(G, N, ws_elems, threads)
+    ws = _workspace(np.float32 if floating is float else np.float64, P.col * P.nthreads,
+                    P.ysz * P.nthreads)
+    cdef floating[::1] col = ws[0]
+    cdef floating[::1] Y = ws[1]
+    cdef floating* cp = &col[0]
+    cdef floating* Yp = &Y[0]
+    cdef intp t, tid
+    with nogil:
+        if P.tiles:
+            for t in prange(P.ntiles, schedule='dynamic', num_threads=P.nthreads):
+                tid = threadid()
+                _tile(forward, t, src, src_img, dst, dst_img, N, cp + tid * P.col,
+                      Yp + tid * P.ysz, wp, bp, G, &P, False)
+        else:
+            for t in range(P.ntiles):
+                _tile(forward, t, src, src_img, dst, dst_img, N, cp, Yp, wp, bp, G, &P, True)
+    return 0
+
+
 def conv_forward(floating[:, :, :, ::1] x, floating[:, :, :, ::1] w, floating[::1] bias,
                  floating[:, :, :, ::1] y, tuple stride, tuple padding, tuple dilation,
                  intp groups, intp ws_elems, int threads=1):
@@ -470,30 +509,8 @@ def conv_forward(floating[:, :, :, ::1] x, floating[:, :, :, ::1] w, floating[::
         if bp != NULL:
             np.asarray(y)[...] += np.asarray(bias)[:, None, None]
         return
-    require_blas()
-    cdef Plan P = _plan(&G, N, ws_elems, threads)
-    ws = _workspace(np.float32 if floating is float else np.float64, P.col * P.nthreads,
-                    P.ysz * P.nthreads)
-    cdef floating[::1] col = ws[0]
-    cdef floating[::1] Y = ws[1]
-    cdef floating* cp = &col[0]
-    cdef floating* Yp = &Y[0]
-    cdef floating* wp = &w[0, 0, 0, 0]
-    cdef intp t, n0, cur, tid
-    with nogil:
-        if P.tiles:
-            for t in prange(P.ntiles, schedule='dynamic', num_threads=P.nthreads):
-                tid = threadid()
-                n0 = t * P.nb
-                cur = min(P.nb, N - n0)
-                _forward_tile(&x[n0, 0, 0, 0], cur, cp + tid * P.col, Yp + tid * P.ysz, wp,
-                              bp, &y[n0, 0, 0, 0], &G, False)
-        else:
-            for t in range(P.ntiles):
-                n0 = t * P.nb
-                cur = min(P.nb, N - n0)
-                _forward_tile(&x[n0, 0, 0, 0], cur, cp, Yp, wp, bp, &y[n0, 0, 0, 0], &G,
-                              True)
+    _map_tiles(True, &x[0, 0, 0, 0], G.C * G.H * G.W, &y[0, 0, 0, 0], G.O * L, N,
+               &w[0, 0, 0, 0], bp, &G, ws_elems, threads)
 
 
 def conv_input(floating[:, :, :, ::1] y, floating[:, :, :, ::1] w, floating[::1] bias,
@@ -516,29 +533,8 @@ def conv_input(floating[:, :, :, ::1] y, floating[:, :, :, ::1] w, floating[::1]
         if bp != NULL:
             xa += np.asarray(bias)[:, None, None]
         return
-    require_blas()
-    cdef Plan P = _plan(&G, N, ws_elems, threads)
-    ws = _workspace(np.float32 if floating is float else np.float64, P.col * P.nthreads,
-                    P.ysz * P.nthreads)
-    cdef floating[::1] col = ws[0]
-    cdef floating[::1] Y = ws[1]
-    cdef floating* cp = &col[0]
-    cdef floating* Yp = &Y[0]
-    cdef floating* wp = &w[0, 0, 0, 0]
-    cdef intp t, n0, cur, tid
-    with nogil:
-        if P.tiles:
-            for t in prange(P.ntiles, schedule='dynamic', num_threads=P.nthreads):
-                tid = threadid()
-                n0 = t * P.nb
-                cur = min(P.nb, N - n0)
-                _input_tile(&y[n0, 0, 0, 0], cur, cp + tid * P.col, Yp + tid * P.ysz, wp,
-                            bp, &x[n0, 0, 0, 0], &G, False)
-        else:
-            for t in range(P.ntiles):
-                n0 = t * P.nb
-                cur = min(P.nb, N - n0)
-                _input_tile(&y[n0, 0, 0, 0], cur, cp, Yp, wp, bp, &x[n0, 0, 0, 0], &G, True)
+    _map_tiles(False, &y[0, 0, 0, 0], G.O * L, &x[0, 0, 0, 0], G.C * G.H * G.W, N,
+               &w[0, 0, 0, 0], bp, &G, ws_elems, threads)
 
 
 def conv_weight(floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
@@ -631,6 +627,15 @@ cdef inline bint _par(intp planes, intp work) noexcept nogil:
     return planes > 1 and work >= TG_PAR_MIN
 
 
+cdef inline void _span(intp o, intp stride, intp pad, intp k, intp n, intp* lo,
+                       intp* hi) noexcept nogil:
+    """The input cells [lo, hi) of output position o's window along one axis, clipped to
+    [0, n) (padding cells are outside)."""
+    cdef intp a = o * stride - pad
+    hi[0] = min(a + k, n)
+    lo[0] = max(a, 0)
+
+
 def max_pool_forward(floating[:, ::1] x, floating[:, ::1] y, int64_t[:, ::1] idx,
                      intp H, intp W, intp OH, intp OW, intp kh, intp kw, intp sh, intp sw,
                      intp ph, intp pw):
@@ -641,13 +646,9 @@ def max_pool_forward(floating[:, ::1] x, floating[:, ::1] y, int64_t[:, ::1] idx
     with nogil:
         for p in prange(P, schedule='static', use_threads_if=_par(P, P * OH * OW * kh * kw)):
             for oh in range(OH):
-                h0 = oh * sh - ph
-                h1 = min(h0 + kh, H)
-                h0 = max(h0, 0)
+                _span(oh, sh, ph, kh, H, &h0, &h1)
                 for ow in range(OW):
-                    w0 = ow * sw - pw
-                    w1 = min(w0 + kw, W)
-                    w0 = max(w0, 0)
+                    _span(ow, sw, pw, kw, W, &w0, &w1)
                     best = h0 * W + w0
                     m = x[p, best]
                     for h in range(h0, h1):
@@ -688,13 +689,9 @@ def avg_pool_forward(floating[:, ::1] x, floating[:, ::1] y, intp H, intp W, int
     with nogil:
         for p in prange(P, schedule='static', use_threads_if=_par(P, P * OH * OW * kh * kw)):
             for oh in range(OH):
-                h0 = oh * sh - ph
-                h1 = min(h0 + kh, H)
-                h0 = max(h0, 0)
+                _span(oh, sh, ph, kh, H, &h0, &h1)
                 for ow in range(OW):
-                    w0 = ow * sw - pw
-                    w1 = min(w0 + kw, W)
-                    w0 = max(w0, 0)
+                    _span(ow, sw, pw, kw, W, &w0, &w1)
                     s = 0
                     for h in range(h0, h1):
                         for w in range(w0, w1):
@@ -713,13 +710,9 @@ def avg_pool_adjoint(floating[:, ::1] g, floating[:, ::1] gx, intp H, intp W, in
             for h in range(H * W):
                 gx[p, h] = 0
             for oh in range(OH):
-                h0 = oh * sh - ph
-                h1 = min(h0 + kh, H)
-                h0 = max(h0, 0)
+                _span(oh, sh, ph, kh, H, &h0, &h1)
                 for ow in range(OW):
-                    w0 = ow * sw - pw
-                    w1 = min(w0 + kw, W)
-                    w0 = max(w0, 0)
+                    _span(ow, sw, pw, kw, W, &w0, &w1)
                     v = <floating>(g[p, oh * OW + ow] * inv)
                     for h in range(h0, h1):
                         for w in range(w0, w1):
