@@ -10,6 +10,7 @@ gradient).
 import numpy as np
 
 from tensorgrad.benchmarks.base import Workload, autograd_engine
+from tensorgrad.benchmarks.wl_norm import np_bn_backward, np_bn_forward
 
 
 def _out(p, axis):
@@ -148,22 +149,11 @@ def _bn_pool_data(p, rng):
 def _np_bn_pool(d, p):
     """The textbook batch norm formulas, then the reshape max-pool, and back."""
     x, g, w, b = d["x"], d["g"], d["w"], d["b"]
-    axes = (0, 2, 3)
-    m = x.size // x.shape[1]
 
     def run():
-        mu = x.mean(axis=axes, keepdims=True)
-        xc = x - mu
-        r = 1 / np.sqrt((xc * xc).mean(axis=axes, keepdims=True) + np.float32(1e-5))
-        xh = xc * r
-        z = xh * w[:, None, None] + b[:, None, None]
+        z, saved = np_bn_forward(x, w, b)
         pooled = _np_pool({"x": z, "g": g}, p)()
-        gz = pooled["gx"]
-        gb = gz.sum(axis=axes)
-        gw = (gz * xh).sum(axis=axes)
-        gx = (w[:, None, None] * r) * (gz - gb[:, None, None] / m
-                                       - xh * gw[:, None, None] / m)
-        return {"y": pooled["y"], "gx": gx, "gw": gw, "gb": gb}
+        return {"y": pooled["y"], **np_bn_backward(pooled["gx"], w, saved)}
     return run
 
 

@@ -39,22 +39,34 @@ def _ag_bn(engine):
     return make
 
 
+_AXES = (0, 2, 3)
+
+
+def np_bn_forward(x, w, b):
+    """The textbook batch norm of x [N, C, H, W] in training mode: (y, what backward needs)."""
+    mu = x.mean(axis=_AXES, keepdims=True)
+    xc = x - mu
+    r = 1 / np.sqrt((xc * xc).mean(axis=_AXES, keepdims=True) + np.float32(1e-5))
+    xh = xc * r
+    return xh * w[:, None, None] + b[:, None, None], (xh, r)
+
+
+def np_bn_backward(g, w, saved):
+    """The gradients of np_bn_forward's input, weight and bias for the output gradient g."""
+    xh, r = saved
+    m = g.size // g.shape[1]
+    gb = g.sum(axis=_AXES)
+    gw = (g * xh).sum(axis=_AXES)
+    gx = (w[:, None, None] * r) * (g - gb[:, None, None] / m - xh * gw[:, None, None] / m)
+    return {"gx": gx, "gw": gw, "gb": gb}
+
+
 def _np_bn(d, p):
     x, g, w, b = d["x"], d["g"], d["w"], d["b"]
-    axes = (0, 2, 3)
-    m = x.size // x.shape[1]
 
     def run():
-        mu = x.mean(axis=axes, keepdims=True)
-        xc = x - mu
-        r = 1 / np.sqrt((xc * xc).mean(axis=axes, keepdims=True) + np.float32(1e-5))
-        xh = xc * r
-        y = xh * w[:, None, None] + b[:, None, None]
-        gb = g.sum(axis=axes)
-        gw = (g * xh).sum(axis=axes)
-        gx = (w[:, None, None] * r) * (g - gb[:, None, None] / m
-                                       - xh * gw[:, None, None] / m)
-        return {"y": y, "gx": gx, "gw": gw, "gb": gb}
+        y, saved = np_bn_forward(x, w, b)
+        return {"y": y, **np_bn_backward(g, w, saved)}
     return run
 
 
