@@ -333,3 +333,27 @@ def test_float32_prefilter_cases_match_the_reference(monkeypatch, tile):
             ref_dist, ref_idx = ref_knn(q, t, 5, metric)
             np.testing.assert_array_equal(idx.numpy(), ref_idx)
             np.testing.assert_allclose(dist.numpy(), ref_dist, rtol=2 ** -24 + 1e-12)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kneighbors_rejects_nan_and_infinity(metric, dtype):
+    """float32 inputs are checked through the kernel's row norms (no separate pass), the
+    others by ``_check_finite``: either way a NaN or infinity anywhere raises; the largest
+    finite values do not."""
+    rng = np.random.default_rng(15)
+    q = rng.standard_normal((5, 6)).astype(dtype)
+    t = rng.standard_normal((3000, 6)).astype(dtype)
+    for bad in (np.nan, np.inf, -np.inf):
+        for where in ((0, 0), (1499, 3), (2999, 5)):
+            tb = t.copy()
+            tb[where] = bad
+            with pytest.raises(ValueError, match="NaN or infinity"):
+                kneighbors(q, tb, 3, metric=metric)
+        qb = q.copy()
+        qb[4, 2] = bad
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            kneighbors(qb, t, 3, metric=metric)
+    big = t.copy()
+    big[7] = np.finfo(dtype).max
+    kneighbors(q, big, 3, metric=metric)

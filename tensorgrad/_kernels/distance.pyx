@@ -762,7 +762,8 @@ def knn_chunk_approx(const floating[:, ::1] xq, const floating[:, ::1] xt, int64
     with its error bound (|approx - exact| <= b, see ``knn_chunk``), with no exact
     recomputation during the scan; ``knn_verify`` then proves (or refutes) per row that the
     exact top-k lies in its list. ``stats[0]`` is raised to the chunk's largest squared row
-    norm (the bound of the rows left out of the lists). Same tiles and segments as
+    norm (the bound of the rows left out of the lists); ``stats[1]``, if present, is set to
+    1 when a squared row norm is infinite or NaN (not for Manhattan, which has none). Same tiles and segments as
     ``knn_chunk``; call with the BLAS pool limited to one thread.
 
     Squared Euclidean in float32 skips blocks of a tile row with a vectorised float test
@@ -891,6 +892,8 @@ def knn_chunk_approx(const floating[:, ::1] xq, const floating[:, ::1] xt, int64
         for j in range(m):
             if n2[j] > stats[0]:
                 stats[0] = n2[j]
+            if not n2[j] < INFINITY and stats.shape[0] > 1:
+                stats[1] = 1.0
 
 
 def knn_verify(const floating[:, ::1] xq, const floating[:, ::1] xt, Py_ssize_t k, int metric,
