@@ -763,8 +763,8 @@ def knn_chunk_approx(const floating[:, ::1] xq, const floating[:, ::1] xt, int64
     recomputation during the scan; ``knn_verify`` then proves (or refutes) per row that the
     exact top-k lies in its list. ``stats[0]`` is raised to the chunk's largest squared row
     norm (the bound of the rows left out of the lists); ``stats[1]``, if present, is set to
-    1 when a squared row norm is infinite or NaN (not for Manhattan, which has none). Same tiles and segments as
-    ``knn_chunk``; call with the BLAS pool limited to one thread.
+    1 when a squared row norm is infinite or NaN (not for Manhattan, which has none). Same
+    tiles and segments as ``knn_chunk``; call with the BLAS pool limited to one thread.
 
     Squared Euclidean in float32 skips blocks of a tile row with a vectorised float test
     that provably rejects only entries the double test would reject (``_scan_threshold``):
