@@ -274,3 +274,86 @@ def test_fast_path_and_exact_path_agree(metric):
         knn_module._knn_exact(q, t, 5, metric, exact_d, exact_i)
         np.testing.assert_array_equal(idx, exact_i)
         np.testing.assert_array_equal(dist, exact_d)
+
+
+def _approx_lists(q, t, k2, tile_cols, nseg, prefilter):
+    from tensorgrad._kernels import distance as DK
+    n = q.shape[0]
+    ha = np.full((nseg, n, k2), np.inf)
+    hb = np.zeros((nseg, n, k2))
+    hi = np.full((nseg, n, k2), np.iinfo(np.int64).max, dtype=np.int64)
+    qn = np.empty(n)
+    DK.row_sqnorms(q, qn)
+    slack = knn_module._slack("euclidean", q.shape[1], q.dtype)
+    DK.knn_chunk_approx(q, t, 0, 0, slack, qn, ha, hb, hi, np.zeros(1), 16, tile_cols,
+                        prefilter)
+    return ha, hb, hi
+
+
+def _prefilter_cases(rng, d=12):
+    """Data for the float32 block prefilter of the squared Euclidean fast path: random rows;
+    rows far from the origin; rows all at nearly the same distance from the queries (keys
+    within rounding of the running threshold); and far rows except a few near ones at the
+    ends and starts of the 32-entry blocks and at the last index."""
+    yield rng.standard_normal((20, d)), rng.standard_normal((701, d))
+    yield adversarial(rng, d)
+    centre = rng.standard_normal(d)
+    u = rng.standard_normal((701, d))
+    yield (centre + 1e-6 * rng.standard_normal((20, d)),
+           centre + 3.0 * u / np.linalg.norm(u, axis=1, keepdims=True))
+    t = 100.0 + rng.standard_normal((701, d))
+    near = [0, 31, 32, 63, 64, 95, 300, 319, 320, 700]
+    t[near] = rng.standard_normal((len(near), d))
+    yield rng.standard_normal((20, d)), t
+
+
+def test_float32_prefilter_keeps_the_lists_of_the_plain_scan():
+    """The vectorised float prefilter only skips blocks the double test would reject in
+    full: the approximate lists are bit-identical with it off, for tile widths that are and
+    are not multiples of the block, one or two training segments."""
+    rng = np.random.default_rng(13)
+    for q, t in _prefilter_cases(rng):
+        q, t = q.astype(np.float32), t.astype(np.float32)
+        for tile_cols in (45, 64, 100, 701):
+            for nseg in (1, 2):
+                on = _approx_lists(q, t, 13, tile_cols, nseg, True)
+                off = _approx_lists(q, t, 13, tile_cols, nseg, False)
+                for a, b in zip(on, off):
+                    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("tile", [(16, 45), (16, 100)])
+def test_float32_prefilter_cases_match_the_reference(monkeypatch, tile):
+    monkeypatch.setattr(knn_module, "KNN_TILE", tile)
+    rng = np.random.default_rng(14)
+    for q, t in _prefilter_cases(rng):
+        q, t = q.astype(np.float32), t.astype(np.float32)
+        for metric in ("euclidean", "sqeuclidean"):
+            dist, idx = kneighbors(q, t, 5, metric=metric)
+            ref_dist, ref_idx = ref_knn(q, t, 5, metric)
+            np.testing.assert_array_equal(idx.numpy(), ref_idx)
+            np.testing.assert_allclose(dist.numpy(), ref_dist, rtol=2 ** -24 + 1e-12)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kneighbors_rejects_nan_and_infinity(metric, dtype):
+    """float32 inputs are checked through the kernel's row norms (no separate pass), the
+    others by ``_check_finite``: either way a NaN or infinity anywhere raises; the largest
+    finite values do not."""
+    rng = np.random.default_rng(15)
+    q = rng.standard_normal((5, 6)).astype(dtype)
+    t = rng.standard_normal((3000, 6)).astype(dtype)
+    for bad in (np.nan, np.inf, -np.inf):
+        for where in ((0, 0), (1499, 3), (2999, 5)):
+            tb = t.copy()
+            tb[where] = bad
+            with pytest.raises(ValueError, match="NaN or infinity"):
+                kneighbors(q, tb, 3, metric=metric)
+        qb = q.copy()
+        qb[4, 2] = bad
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            kneighbors(qb, t, 3, metric=metric)
+    big = t.copy()
+    big[7] = np.finfo(dtype).max
+    kneighbors(q, big, 3, metric=metric)

@@ -51,6 +51,11 @@ from libc.string cimport memcpy, memset
 from tensorgrad._kernels._openmp cimport TG_PAR_MIN, omp_get_max_threads
 from tensorgrad._kernels.blas cimport dgemm, require_blas, sgemm
 
+cdef extern from "_knn_scan.h" nogil:
+    int SCAN_BLOCK "TG_KNN_SCAN_BLOCK"
+    Py_ssize_t tg_knn_scan_f(const float* vf, const float* b, Py_ssize_t j, Py_ssize_t n,
+                             float cf)
+
 ctypedef fused floating:
     float
     double
@@ -58,6 +63,9 @@ ctypedef fused floating:
 # Below tau·(||p||² + ||q||²) the GEMM expansion is not trusted (see the module docstring).
 cdef double TAU_F32 = 2.0 ** -5
 cdef double TAU_F64 = 2.0 ** -14
+# Relative and absolute margins of the kNN prefilter's float threshold (``_scan_threshold``).
+cdef double SCAN_REL = 2.0 ** -21
+cdef double SCAN_ABS = 2.0 ** -120
 
 
 cdef inline void _gemm_abt(const floating* a, const floating* b, int rows, int cols, int d,
@@ -713,10 +721,10 @@ cdef inline void _push3(double* ha, double* hb, int64_t* hi, Py_ssize_t k, doubl
     hi[pos] = j
 
 
-cdef inline void _norm_terms(const double* n2, double* v, Py_ssize_t j0, Py_ssize_t j1,
-                             int metric) noexcept nogil:
+cdef inline void _norm_terms(const double* n2, double* v, float* vf, Py_ssize_t j0,
+                             Py_ssize_t j1, int metric) noexcept nogil:
     """v[j] for the approximate keys: 1/|q| (cosine; 0 for a zero row), |q| (inner product),
-    ||q||² (the others)."""
+    ||q||² (the others); vf[j] = v[j] rounded to float (the squared Euclidean prefilter)."""
     cdef Py_ssize_t j
     for j in range(j0, j1):
         if metric == K_COSINE:
@@ -725,18 +733,43 @@ cdef inline void _norm_terms(const double* n2, double* v, Py_ssize_t j0, Py_ssiz
             v[j] = sqrt(n2[j])
         else:
             v[j] = n2[j]
+        vf[j] = <float>v[j]
+
+
+cdef inline float _scan_threshold(double c, double vmax) noexcept nogil:
+    """The float threshold cf of the prefilter ``tg_knn_scan_f`` (``_knn_scan.h``) for the
+    double test v_j - 2 b_j < c, given 0 <= v_j <= vmax: infinity (no filtering) when the
+    values are out of float range.
+
+    Proof that every j passing the double test has vf_j - 2 b_j < cf in float (u = 2⁻²⁴):
+    vf_j = fl(v_j) errs by at most u·v_j + 2⁻¹⁵⁰, the float difference by at most u times
+    its magnitude + 2⁻¹⁵⁰ (2 b_j is exact; an overflow to -inf only accepts more, one to
+    +inf needs v_j - 2 b_j > 3·10³⁸ > c), and the double test's own rounding is relative
+    2⁻⁵³; together the float value is below c + 2⁻²³·(|c| + vmax) + 2⁻¹⁴⁸. y below has
+    four times that margin, more than the rounding of y itself to float takes away.
+    """
+    cdef double y = c + SCAN_REL * (fabs(c) + vmax) + SCAN_ABS
+    if vmax < 1e37 and y < 1e38 and y > -1e38:
+        return <float>y
+    return INFINITY
 
 
 def knn_chunk_approx(const floating[:, ::1] xq, const floating[:, ::1] xt, int64_t offset,
                      int metric, double slack, const double[::1] qnorm, double[:, :, ::1] ha,
                      double[:, :, ::1] hb, int64_t[:, :, ::1] hi, double[::1] stats,
-                     Py_ssize_t tile_rows=512, Py_ssize_t tile_cols=1024):
+                     Py_ssize_t tile_rows=512, Py_ssize_t tile_cols=1024, bint prefilter=True):
     """The fast path of ``knn_chunk``: lists of the K2 (> k) best *approximate* keys, each
     with its error bound (|approx - exact| <= b, see ``knn_chunk``), with no exact
     recomputation during the scan; ``knn_verify`` then proves (or refutes) per row that the
     exact top-k lies in its list. ``stats[0]`` is raised to the chunk's largest squared row
-    norm (the bound of the rows left out of the lists). Same tiles and segments as
-    ``knn_chunk``; call with the BLAS pool limited to one thread.
+    norm (the bound of the rows left out of the lists); ``stats[1]``, if present, is set to
+    1 when a squared row norm is infinite or NaN (not for Manhattan, which has none). Same
+    tiles and segments as ``knn_chunk``; call with the BLAS pool limited to one thread.
+
+    Squared Euclidean in float32 skips blocks of a tile row with a vectorised float test
+    that provably rejects only entries the double test would reject (``_scan_threshold``):
+    the lists are identical with ``prefilter`` false (which tests every entry; for tests
+    and timing).
     """
     cdef Py_ssize_t n = xq.shape[0], m = xt.shape[0], d = xq.shape[1]
     cdef Py_ssize_t nseg = ha.shape[0], k = ha.shape[2]
@@ -751,6 +784,7 @@ def knn_chunk_approx(const floating[:, ::1] xq, const floating[:, ::1] xt, int64
     cdef Py_ssize_t cp = (tc + MAN_JW - 1) // MAN_JW * MAN_JW
     cdef double[::1] n2 = np.zeros(m, dtype=np.float64)
     cdef double[::1] v = np.empty(m, dtype=np.float64)
+    cdef float[::1] vf = np.empty(m, dtype=np.float32)
     cdef Py_ssize_t nt_g = 1 if man else nthreads, nt_m = nthreads if man else 1
     cdef floating[:, :, ::1] buf = np.empty((nt_g, 1 if man else tr, 1 if man else tc),
                                             dtype=dtype)
@@ -758,13 +792,14 @@ def knn_chunk_approx(const floating[:, ::1] xq, const floating[:, ::1] xt, int64
                                            dtype=np.float64)
     cdef floating[:, ::1] bts = np.empty((nt_m, MAN_DB * cp if man else 1), dtype=dtype)
     cdef Py_ssize_t ntasks = n_qt * nseg
-    cdef Py_ssize_t t, seg, r0, r1, i0, i1, j0, j1, i, j, nt, tw
+    cdef Py_ssize_t t, seg, r0, r1, i0, i1, j0, j1, i, j, nt, tw, jb, je
     cdef floating* brow
     cdef double* mrow
     cdef double* ra
     cdef double* rb
     cdef int64_t* ri
-    cdef double a, c, s1, r1n, x, y
+    cdef double a, c, s1, r1n, x, y, vmax
+    cdef float cf
     cdef int tid
     # With one query tile, each training row is used by one task only: that task computes
     # its rows' norms just before their GEMM (the block is then read from memory once).
@@ -772,7 +807,7 @@ def knn_chunk_approx(const floating[:, ::1] xq, const floating[:, ::1] xt, int64
     with nogil:
         if not man and not late:
             _row_sqnorms(&xt[0, 0], m, d, &n2[0])
-            _norm_terms(&n2[0], &v[0], 0, m, metric)
+            _norm_terms(&n2[0], &v[0], &vf[0], 0, m, metric)
         for t in prange(ntasks, schedule='dynamic',
                         use_threads_if=ntasks > 1 and n * m * (d + 1) >= TG_PAR_MIN):
             tid = threadid()
@@ -789,13 +824,18 @@ def knn_chunk_approx(const floating[:, ::1] xq, const floating[:, ::1] xt, int64
                 j1 = min(r1, j0 + tw)
                 if late and not man:
                     _row_sqnorms_serial(&xt[j0, 0], j1 - j0, d, &n2[j0])
-                    _norm_terms(&n2[0], &v[0], j0, j1, metric)
+                    _norm_terms(&n2[0], &v[0], &vf[0], j0, j1, metric)
                 if man:
                     _l1_tile(&xq[i0, 0], &xt[j0, 0], i1 - i0, j1 - j0, d, &mbuf[tid, 0, 0], tc,
                              &bts[tid, 0])
                 else:
                     _gemm_abt(&xq[i0, 0], &xt[j0, 0], <int>(i1 - i0), <int>(j1 - j0), <int>d,
                               &buf[tid, 0, 0], <int>tc)
+                vmax = 0.0
+                if metric == K_SQEUCLIDEAN and floating is float:
+                    for j in range(j0, j1):
+                        if not v[j] <= vmax:        # NaN: no filtering
+                            vmax = v[j] if v[j] == v[j] else INFINITY
                 for i in range(i0, i1):
                     ra = &ha[seg, i, 0]
                     rb = &hb[seg, i, 0]
@@ -803,16 +843,31 @@ def knn_chunk_approx(const floating[:, ::1] xq, const floating[:, ::1] xt, int64
                     a = qnorm[i]
                     if metric == K_SQEUCLIDEAN:
                         brow = &buf[tid, i - i0, 0]
-                        # key = n1 + n2 - 2 p·q < worst  <=>  n2 - 2 p·q < worst - n1 (a
-                        # plain loop: skipping blocks on a sign-bit OR measured slower here)
+                        # key = n1 + n2 - 2 p·q < worst  <=>  n2 - 2 p·q < worst - n1. For
+                        # float, a vectorised float prefilter (_knn_scan.h) skips blocks of
+                        # SCAN_BLOCK entries none of which can pass (see _scan_threshold);
+                        # the blocks left run the same double test, so the lists are those
+                        # of the plain loop. (An earlier block skip on the sign-bit OR of
+                        # the double differences was not vectorised and measured slower.)
                         c = ra[k - 1] - a
-                        for j in range(j0, j1):
-                            x = v[j] - 2.0 * brow[j - j0]
-                            if x < c:
-                                y = x + a
-                                if _before(y, offset + j, ra[k - 1], ri[k - 1]):
-                                    _push3(ra, rb, ri, k, y, slack * (a + v[j]), offset + j)
-                                    c = ra[k - 1] - a
+                        jb = 0
+                        je = j1 - j0
+                        cf = _scan_threshold(c, vmax) if prefilter else INFINITY
+                        while jb < j1 - j0:
+                            if floating is float:
+                                jb = tg_knn_scan_f(&vf[j0], brow, jb, j1 - j0, cf)
+                                je = min(jb + SCAN_BLOCK, j1 - j0)
+                            for j in range(j0 + jb, j0 + je):
+                                x = v[j] - 2.0 * brow[j - j0]
+                                if x < c:
+                                    y = x + a
+                                    if _before(y, offset + j, ra[k - 1], ri[k - 1]):
+                                        _push3(ra, rb, ri, k, y, slack * (a + v[j]),
+                                               offset + j)
+                                        c = ra[k - 1] - a
+                                        if prefilter:
+                                            cf = _scan_threshold(c, vmax)
+                            jb = je
                     elif metric == K_COSINE:
                         brow = &buf[tid, i - i0, 0]
                         s1 = 1.0 / sqrt(a) if a > 0.0 else 0.0
@@ -837,6 +892,8 @@ def knn_chunk_approx(const floating[:, ::1] xq, const floating[:, ::1] xt, int64
         for j in range(m):
             if n2[j] > stats[0]:
                 stats[0] = n2[j]
+            if not n2[j] < INFINITY and stats.shape[0] > 1:
+                stats[1] = 1.0
 
 
 def knn_verify(const floating[:, ::1] xq, const floating[:, ::1] xt, Py_ssize_t k, int metric,

@@ -62,9 +62,9 @@ def _check_finite(a, op):
             raise ValueError(f"{op}: X contains NaN or infinity (shape {a.shape})")
 
 
-def _features(x, op, dtype=None):
+def _features(x, op, dtype=None, check=True):
     """x as a C-contiguous 2-D float array (float32/float64 kept; other numbers -> float64,
-    or ``dtype`` when given)."""
+    or ``dtype`` when given), checked for NaN and infinity unless ``check`` is false."""
     a = _to_numpy(x)
     if a.ndim != 2:
         raise ValueError(f"{op}: X must be 2-D [n_samples, n_features], got shape {a.shape}")
@@ -73,14 +73,15 @@ def _features(x, op, dtype=None):
     if dtype is None:
         dtype = a.dtype if a.dtype in _FLOATS else np.float64
     a = np.ascontiguousarray(a, dtype=dtype)
-    _check_finite(a, op)
+    if check:
+        _check_finite(a, op)
     return a
 
 
-def _training_set(X, op):
+def _training_set(X, op, check=True):
     """The training rows: a memory map (an ``np.memmap`` or a path to a ``.npy`` file) is
-    kept as it is, never copied (chunks are converted on the fly if needed); anything else
-    becomes a C-contiguous float array as in ``_features``."""
+    kept as it is, never copied (chunks are converted on the fly if needed), and always
+    checked; anything else becomes a C-contiguous float array as in ``_features``."""
     if isinstance(X, (str, os.PathLike)):
         X = np.load(X, mmap_mode="r")
     if isinstance(X, np.memmap):
@@ -91,7 +92,16 @@ def _training_set(X, op):
             raise TypeError(f"{op}: X must be numeric, got dtype {X.dtype}")
         _check_finite(X, op)
         return X
-    return _features(X, op)
+    return _features(X, op, check=check)
+
+
+def _norms_check_finite(t, metric):
+    """Whether the fast path's squared row norms can stand in for ``_check_finite`` on these
+    in-memory arrays: in double, the squared norm of a float32 row is finite exactly when
+    the row is (a float32 square is below 2²⁵⁶). Not for float64 (a finite row can overflow
+    it) nor Manhattan (no norms), nor memory maps (checked on opening)."""
+    return (t.dtype == np.float32 and metric != "manhattan" and t.flags.c_contiguous
+            and not isinstance(t, np.memmap))
 
 
 def _dtype_of(t):
@@ -167,9 +177,11 @@ def _knn_exact(q, t, k, metric, dist, idx):
     DK.knn_finish(hd, hi, kind, dist, idx)
 
 
-def _knn_arrays(q, t, k, metric="euclidean"):
+def _knn_arrays(q, t, k, metric="euclidean", check_op=None):
     """The fused kernel on validated arrays: (distances [N, k], indices [N, k] int64),
     nearest first (largest inner product first), streaming over the training set.
+    ``check_op``: q and t were not checked for NaN and infinity (``_norms_check_finite``
+    holds): the squared row norms are, and a ValueError names this op.
 
     Fast path: lists of the K2 = k + KNN_EXTRA best approximate keys (no exact work during
     the scan), then ``knn_verify`` recomputes the few candidates exactly and proves that
@@ -193,11 +205,15 @@ def _knn_arrays(q, t, k, metric="euclidean"):
     hi = np.full((nseg, n, k2), np.iinfo(np.int64).max, dtype=np.int64)
     qn = np.empty(n, np.float64)
     DK.row_sqnorms(q, qn)
+    if check_op and not np.isfinite(qn).all():
+        raise ValueError(f"{check_op}: X contains NaN or infinity (shape {q.shape})")
     slack = _slack(metric, d, q.dtype)
-    stats = np.zeros(1)
+    stats = np.zeros(2)
     for offset, chunk in _chunks(t, tc):
         with blas_guard(n, chunk.shape[0], d):
             DK.knn_chunk_approx(q, chunk, offset, code, slack, qn, ha, hb, hi, stats, tr, tc)
+        if check_op and stats[1]:
+            raise ValueError(f"{check_op}: X contains NaN or infinity (shape {t.shape})")
     failed = np.zeros(n, np.uint8)
     DK.knn_verify(q, t, k, code, slack, stats[0], qn, ha, hb, hi, kind, dist, idx, failed)
     rows = np.flatnonzero(failed)
@@ -217,13 +233,18 @@ def kneighbors(x_query, x_train, k, metric="euclidean"):
     products come first and are returned as they are. Not differentiable (use ``tg.cdist``).
     """
     metric = _check_metric(metric, "kneighbors")
-    t = _training_set(x_train, "kneighbors")
-    q = _features(x_query, "kneighbors", dtype=_dtype_of(t))
+    t = _training_set(x_train, "kneighbors", check=False)
+    q = _features(x_query, "kneighbors", dtype=_dtype_of(t), check=False)
+    # float32: the kernel's row norms find NaN and infinity, without another pass over X
+    by_norms = _norms_check_finite(t, metric) and q.dtype == t.dtype
+    if not by_norms:
+        _check_finite(t, "kneighbors")
+        _check_finite(q, "kneighbors")
     if q.shape[1] != t.shape[1]:
         raise ValueError(f"kneighbors: x_query and x_train need the same number of features, "
                          f"got shapes {q.shape} and {t.shape}")
     k = _check_k(k, t.shape[0], "kneighbors")
-    dist, idx = _knn_arrays(q, t, k, metric)
+    dist, idx = _knn_arrays(q, t, k, metric, "kneighbors" if by_norms else None)
     return _wrap(dist), _wrap(idx)
 
 
