@@ -627,13 +627,15 @@ cdef inline bint _par(intp planes, intp work) noexcept nogil:
     return planes > 1 and work >= TG_PAR_MIN
 
 
-cdef inline void _span(intp o, intp stride, intp pad, intp k, intp n, intp* lo,
-                       intp* hi) noexcept nogil:
-    """The input cells [lo, hi) of output position o's window along one axis, clipped to
-    [0, n) (padding cells are outside)."""
-    cdef intp a = o * stride - pad
-    hi[0] = min(a + k, n)
-    lo[0] = max(a, 0)
+# The input cells [lo, hi) of output position o's window along one axis, clipped to [0, n)
+# (padding cells are outside). Two functions, not one with pointer outputs: inside a prange,
+# Cython makes a variable thread-private only when the body assigns it.
+cdef inline intp _lo(intp o, intp stride, intp pad) noexcept nogil:
+    return max(o * stride - pad, 0)
+
+
+cdef inline intp _hi(intp o, intp stride, intp pad, intp k, intp n) noexcept nogil:
+    return min(o * stride - pad + k, n)
 
 
 def max_pool_forward(floating[:, ::1] x, floating[:, ::1] y, int64_t[:, ::1] idx,
@@ -646,9 +648,11 @@ def max_pool_forward(floating[:, ::1] x, floating[:, ::1] y, int64_t[:, ::1] idx
     with nogil:
         for p in prange(P, schedule='static', use_threads_if=_par(P, P * OH * OW * kh * kw)):
             for oh in range(OH):
-                _span(oh, sh, ph, kh, H, &h0, &h1)
+                h0 = _lo(oh, sh, ph)
+                h1 = _hi(oh, sh, ph, kh, H)
                 for ow in range(OW):
-                    _span(ow, sw, pw, kw, W, &w0, &w1)
+                    w0 = _lo(ow, sw, pw)
+                    w1 = _hi(ow, sw, pw, kw, W)
                     best = h0 * W + w0
                     m = x[p, best]
                     for h in range(h0, h1):
@@ -689,9 +693,11 @@ def avg_pool_forward(floating[:, ::1] x, floating[:, ::1] y, intp H, intp W, int
     with nogil:
         for p in prange(P, schedule='static', use_threads_if=_par(P, P * OH * OW * kh * kw)):
             for oh in range(OH):
-                _span(oh, sh, ph, kh, H, &h0, &h1)
+                h0 = _lo(oh, sh, ph)
+                h1 = _hi(oh, sh, ph, kh, H)
                 for ow in range(OW):
-                    _span(ow, sw, pw, kw, W, &w0, &w1)
+                    w0 = _lo(ow, sw, pw)
+                    w1 = _hi(ow, sw, pw, kw, W)
                     s = 0
                     for h in range(h0, h1):
                         for w in range(w0, w1):
@@ -710,9 +716,11 @@ def avg_pool_adjoint(floating[:, ::1] g, floating[:, ::1] gx, intp H, intp W, in
             for h in range(H * W):
                 gx[p, h] = 0
             for oh in range(OH):
-                _span(oh, sh, ph, kh, H, &h0, &h1)
+                h0 = _lo(oh, sh, ph)
+                h1 = _hi(oh, sh, ph, kh, H)
                 for ow in range(OW):
-                    _span(ow, sw, pw, kw, W, &w0, &w1)
+                    w0 = _lo(ow, sw, pw)
+                    w1 = _hi(ow, sw, pw, kw, W)
                     v = <floating>(g[p, oh * OW + ow] * inv)
                     for h in range(h0, h1):
                         for w in range(w0, w1):
