@@ -22,6 +22,7 @@ import numpy as np
 
 from tensorgrad._kernels import elementwise as _EK
 from tensorgrad._kernels import reduce as _RK
+from tensorgrad._tape import _owner as _base
 
 __all__ = ["fuse"]
 
@@ -29,9 +30,8 @@ _MUL, _ADD = _EK.MUL, _EK.ADD
 
 
 def _owner(a):
-    while isinstance(a.base, np.ndarray):
-        a = a.base
-    return id(a)
+    """The id of the array owning ``a``'s memory (the identity kept() also reasons with)."""
+    return id(_base(a))
 
 
 def _arrays(step):
