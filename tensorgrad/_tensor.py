@@ -115,6 +115,7 @@ class Tensor(InplaceOps):
         "_out_nr": None,
         "_requires_grad": None,
         "_retains_grad": None,
+        "_sent": None,          # the backward pass that last sent this tensor somewhere
         "_version": None,
         "grad": "The gradient accumulated by backward(): a Tensor of this tensor's shape, or "
                 "None.",

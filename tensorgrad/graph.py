@@ -17,6 +17,8 @@ training starts its gradient all-reduces from them while backward goes on).
 
 Importing this module installs ``Tensor.backward`` (the Tensor layer imports no engine).
 """
+import itertools
+
 import numpy as np
 
 from tensorgrad import function as _fn
@@ -160,19 +162,22 @@ def _send(node, j, g, create_graph):
 _trusted = {}
 
 
-def _stealable(node, g, gins, handed):
+def _stealable(node, g, gins, stamp):
     """Can ``g`` become a leaf's .grad without a copy (and later be accumulated in place)?
 
     Only when nobody else can see it: a built-in op's backward produced it as a new buffer
     (not a view, not a graph-carrying tensor), it was not handed anywhere else in this pass
-    and the backward did not return it for two inputs. User Functions' gradients are always
-    copied: they may return a tensor the user still holds.
+    (``g._sent`` is not this pass's ``stamp``: a mark on the object itself, as an id could
+    belong to a freed tensor of the same pass) and the backward did not return it for two
+    inputs. User Functions' gradients are always copied: they may return a tensor the user
+    still holds.
     """
     fn = node.fn
     trusted = _trusted.get(fn)
     if trusted is None:
         trusted = _trusted[fn] = fn.__module__.startswith("tensorgrad.")
-    if not trusted or g.grad_fn is not None or g._data.base is not None or id(g) in handed:
+    if not trusted or g.grad_fn is not None or g._data.base is not None \
+            or getattr(g, "_sent", None) == stamp:
         return False
     seen = 0
     for h in gins:
@@ -219,6 +224,9 @@ def _run_hooks(leaves):
                 hook(leaf)
 
 
+_passes = itertools.count(1)
+
+
 def _retain(t, g, create_graph, snapshot):
     """An intermediate's ``retain_grad()``: its gradient into ``t.grad``. A planned Graph
     rewrites ``g``'s buffer at every replay, so there (``snapshot``) a copy is kept."""
@@ -248,7 +256,9 @@ def _run(roots, grads, retain_graph, create_graph, capture=None):
         root_nodes.append(fn)
     order = _toposort(root_nodes)
     fire_at = _hook_schedule(order) if pending is not None else None
-    handed = {id(g) for g in grads}     # gradients already referenced elsewhere
+    stamp = next(_passes)               # marks the gradients sent somewhere in this pass
+    for g in grads:
+        g._sent = stamp
     prev_mode = _fn._mode.enabled
     _fn._mode.enabled = bool(create_graph)
     try:
@@ -314,12 +324,12 @@ def _run(roots, grads, retain_graph, create_graph, capture=None):
                     cur = e.grad
                     if cur is None or g._data.shape != e._data.shape:
                         _accumulate_leaf(e, g, create_graph,
-                                         cur is None and _stealable(node, g, gins, handed))
+                                         cur is None and _stealable(node, g, gins, stamp))
                     else:           # the common case of a leaf used again: straight to the sum
                         e.grad = _accumulate(cur, g, create_graph, True)
                     if pending is not None and id(e) in _post_accumulate_hooks:
                         pending[id(e)] = e
-                handed.add(id(g))
+                g._sent = stamp
             if fire_at and idx in fire_at:
                 _fire_hooks(fire_at[idx], pending)
         if pending:
