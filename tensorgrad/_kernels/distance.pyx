@@ -560,6 +560,17 @@ def row_sqnorms(const floating[:, ::1] x, double[::1] out):
         _row_sqnorms(&x[0, 0], n, d, &out[0])
 
 
+def _scan_workspace(bint man, int nthreads, Py_ssize_t tr, Py_ssize_t tc, dtype):
+    """The kNN scans' per-thread workspace (knn_chunk, knn_chunk_approx): (a GEMM tile,
+    a double tile, a transposed feature block), the last two for Manhattan only (the others
+    get 1-element placeholders)."""
+    cdef Py_ssize_t cp = (tc + MAN_JW - 1) // MAN_JW * MAN_JW
+    cdef Py_ssize_t nt_g = 1 if man else nthreads, nt_m = nthreads if man else 1
+    return (np.empty((nt_g, 1 if man else tr, 1 if man else tc), dtype=dtype),
+            np.empty((nt_m, tr if man else 1, tc if man else 1), dtype=np.float64),
+            np.empty((nt_m, MAN_DB * cp if man else 1), dtype=dtype))
+
+
 def knn_chunk(const floating[:, ::1] xq, const floating[:, ::1] xt, int64_t offset, int metric,
               double slack, const double[::1] qnorm, double[:, :, ::1] hd,
               int64_t[:, :, ::1] hi, Py_ssize_t tile_rows=512, Py_ssize_t tile_cols=1024):
@@ -585,16 +596,12 @@ def knn_chunk(const floating[:, ::1] xq, const floating[:, ::1] xt, int64_t offs
     cdef int nthreads = omp_get_max_threads()
     cdef Py_ssize_t tr = max(1, min(tile_rows, n)), tc = max(1, min(tile_cols, m))
     cdef Py_ssize_t n_qt = (n + tr - 1) // tr
-    cdef Py_ssize_t cp = (tc + MAN_JW - 1) // MAN_JW * MAN_JW
     cdef double[::1] n2 = np.empty(m, dtype=np.float64)
     cdef double[::1] v = np.empty(m, dtype=np.float64)      # per training row, see below
-    # Per-thread workspace: a GEMM tile, or a double tile and a transposed block (Manhattan).
-    cdef Py_ssize_t nt_g = 1 if man else nthreads, nt_m = nthreads if man else 1
-    cdef floating[:, :, ::1] buf = np.empty((nt_g, 1 if man else tr,
-                                             1 if man else tc), dtype=dtype)
-    cdef double[:, :, ::1] mbuf = np.empty((nt_m, tr if man else 1, tc if man else 1),
-                                           dtype=np.float64)
-    cdef floating[:, ::1] bts = np.empty((nt_m, MAN_DB * cp if man else 1), dtype=dtype)
+    ws = _scan_workspace(man, nthreads, tr, tc, dtype)
+    cdef floating[:, :, ::1] buf = ws[0]
+    cdef double[:, :, ::1] mbuf = ws[1]
+    cdef floating[:, ::1] bts = ws[2]
     cdef Py_ssize_t ntasks = n_qt * nseg
     cdef Py_ssize_t t, seg, r0, r1, i0, i1, j0, j1, i, j
     cdef const floating* p
@@ -781,16 +788,13 @@ def knn_chunk_approx(const floating[:, ::1] xq, const floating[:, ::1] xt, int64
     cdef int nthreads = omp_get_max_threads()
     cdef Py_ssize_t tr = max(1, min(tile_rows, n)), tc = max(1, min(tile_cols, m))
     cdef Py_ssize_t n_qt = (n + tr - 1) // tr
-    cdef Py_ssize_t cp = (tc + MAN_JW - 1) // MAN_JW * MAN_JW
     cdef double[::1] n2 = np.zeros(m, dtype=np.float64)
     cdef double[::1] v = np.empty(m, dtype=np.float64)
     cdef float[::1] vf = np.empty(m, dtype=np.float32)
-    cdef Py_ssize_t nt_g = 1 if man else nthreads, nt_m = nthreads if man else 1
-    cdef floating[:, :, ::1] buf = np.empty((nt_g, 1 if man else tr, 1 if man else tc),
-                                            dtype=dtype)
-    cdef double[:, :, ::1] mbuf = np.empty((nt_m, tr if man else 1, tc if man else 1),
-                                           dtype=np.float64)
-    cdef floating[:, ::1] bts = np.empty((nt_m, MAN_DB * cp if man else 1), dtype=dtype)
+    ws = _scan_workspace(man, nthreads, tr, tc, dtype)
+    cdef floating[:, :, ::1] buf = ws[0]
+    cdef double[:, :, ::1] mbuf = ws[1]
+    cdef floating[:, ::1] bts = ws[2]
     cdef Py_ssize_t ntasks = n_qt * nseg
     cdef Py_ssize_t t, seg, r0, r1, i0, i1, j0, j1, i, j, nt, tw, jb, je
     cdef floating* brow
