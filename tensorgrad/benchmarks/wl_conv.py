@@ -10,7 +10,7 @@ gradient).
 import numpy as np
 
 from tensorgrad.benchmarks.base import Workload, autograd_engine
-from tensorgrad.benchmarks.wl_norm import np_bn_backward, np_bn_forward
+from tensorgrad.benchmarks.wl_norm import ag_bn, np_bn_backward, np_bn_forward
 
 
 def _out(p, axis):
@@ -118,25 +118,8 @@ def _ag_pool(engine):
     return make
 
 
-def _ag_bn_pool(engine):
-    def make(d, p):
-        lib = autograd_engine(engine)
-        x = lib.from_numpy(d["x"]).requires_grad_()
-        w = lib.from_numpy(d["w"]).requires_grad_()
-        b = lib.from_numpy(d["b"]).requires_grad_()
-        g = lib.from_numpy(d["g"])
-        rm = lib.from_numpy(np.zeros(p["c"], np.float32))
-        rv = lib.from_numpy(np.ones(p["c"], np.float32))
-        F = lib.nn.functional
-
-        def run():
-            x.grad = w.grad = b.grad = None
-            y = F.max_pool2d(F.batch_norm(x, rm, rv, w, b, training=True), 2)
-            y.backward(g)
-            return {"y": y.detach().numpy(), "gx": x.grad.numpy(), "gw": w.grad.numpy(),
-                    "gb": b.grad.numpy()}
-        return run
-    return make
+def _pool_after(F, y):
+    return F.max_pool2d(y, 2)
 
 
 def _bn_pool_data(p, rng):
@@ -180,8 +163,8 @@ WORKLOADS = [
     Workload("bn_pool_32x32x32", "conv", "y = max_pool2d(batch_norm(x, training=True), 2), "
              "forward + backward (gx, gW, gb)",
              {"n": 64, "c": 32, "h": 32}, {"n": 16, "c": 32, "h": 32}, _bn_pool_data,
-             {"tensorgrad": _ag_bn_pool("tensorgrad"), "numpy": _np_bn_pool,
-              "torch": _ag_bn_pool("torch")},
+             {"tensorgrad": ag_bn("tensorgrad", _pool_after), "numpy": _np_bn_pool,
+              "torch": ag_bn("torch", _pool_after)},
              lambda p: f"({p['n']},{p['c']},{p['h']},{p['h']})", rtol=1e-3, atol=1e-4,
              requires=("nn.functional.batch_norm", "nn.functional.max_pool2d")),
 ]

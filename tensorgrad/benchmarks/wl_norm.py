@@ -18,7 +18,9 @@ def _bn_data(p, rng):
             "b": rng.standard_normal(p["c"], dtype=np.float32)}
 
 
-def _ag_bn(engine):
+def ag_bn(engine, after=None):
+    """Batch norm in training mode, forward + backward, for ``engine``; ``after(F, y)``, if
+    given, is applied to its output first (the bn + max-pool workload of wl_conv)."""
     def make(d, p):
         lib = autograd_engine(engine)
         x = lib.from_numpy(d["x"]).requires_grad_()
@@ -27,11 +29,13 @@ def _ag_bn(engine):
         g = lib.from_numpy(d["g"])
         rm = lib.from_numpy(np.zeros(p["c"], np.float32))
         rv = lib.from_numpy(np.ones(p["c"], np.float32))
-        bn = lib.nn.functional.batch_norm
+        F = lib.nn.functional
 
         def run():
             x.grad = w.grad = b.grad = None
-            y = bn(x, rm, rv, w, b, training=True, momentum=0.1, eps=1e-5)
+            y = F.batch_norm(x, rm, rv, w, b, training=True, momentum=0.1, eps=1e-5)
+            if after is not None:
+                y = after(F, y)
             y.backward(g)
             return {"y": y.detach().numpy(), "gx": x.grad.numpy(), "gw": w.grad.numpy(),
                     "gb": b.grad.numpy()}
@@ -77,7 +81,7 @@ def _bn_size(p):
 WORKLOADS = [
     Workload("batch_norm_train", "norm", "batch_norm (training), forward + backward",
              {"n": 64, "c": 32, "h": 32, "w": 32}, {"n": 16, "c": 32, "h": 16, "w": 16},
-             _bn_data, {"tensorgrad": _ag_bn("tensorgrad"), "numpy": _np_bn,
-                        "torch": _ag_bn("torch")},
+             _bn_data, {"tensorgrad": ag_bn("tensorgrad"), "numpy": _np_bn,
+                        "torch": ag_bn("torch")},
              _bn_size, rtol=1e-3, atol=1e-4, requires=("nn.functional.batch_norm",)),
 ]
