@@ -10,17 +10,23 @@ summed, as when it was stored; the build turns FMA contraction off):
   rounded squares (``reduce.sum_all_into(..., squares=True)``); the squares are not written;
 - ``g = a * b`` followed later by ``g += u`` (a scaled gradient, then another contribution
   accumulated into it, as a weight's L2 gradient and its matmul gradient): one pass
-  ``g = a * b + u`` at the place of the accumulation (``elementwise.muladd``).
+  ``g = a * b + u`` at the place of the accumulation (``elementwise.muladd``);
+- that pass followed later by an optimiser's update of the parameter from ``g``
+  (``Graph.step``, ``optim.update_record``): one pass that computes ``g`` and updates the
+  parameter, at the place of the first.
 
 A rewrite needs proof that nothing else sees the difference: no Python step anywhere in
 either list (it could read any array), the intermediate touched by no other record of
-either pass, and the operands moved later not written in between. The square buffer of the
-first rewrite then keeps the value of the step that was taped: a planned replay does not
-refresh an intermediate that only feeds a fused sum (see the README's aliasing rules).
+either pass, the operands moved later not written in between, and what an update moved
+earlier writes (the parameter, its state, its gradient) touched by nothing in between.
+The square buffer of the first rewrite then keeps the value of the step that was taped: a
+planned replay does not refresh an intermediate that only feeds a fused sum (see the
+README's aliasing rules).
 """
 import numpy as np
 
 from tensorgrad._kernels import elementwise as _EK
+from tensorgrad._kernels import optim as _OK
 from tensorgrad._kernels import reduce as _RK
 from tensorgrad._tape import _owner as _base
 
@@ -161,6 +167,47 @@ def _scaled_accumulations(bwd):
     return [s for s in out if s is not None]
 
 
+def _is_muladd(step):
+    if step[0] != _EK.RUN_PREPARED:
+        return False
+    kind, _, flat = _EK.record_info(step[1])
+    return kind == _EK.MULADD_KIND and flat
+
+
+def _prev_touch(steps, i, owner):
+    for j in range(i - 1, -1, -1):
+        if steps[j] is not None and owner in _touches(steps[j]):
+            return j
+    return None
+
+
+def _fused_updates(bwd):
+    out = list(bwd)
+    for i, st in enumerate(bwd):
+        if st[0] != _OK.RUN_UPDATE or _OK.update_record_info(st[1])[1]:
+            continue
+        p, state, g, hyper = st[2]
+        j = _prev_touch(out, i, _owner(g))
+        if j is None or not _is_muladd(out[j]):
+            continue
+        gm, a, b, u = out[j][2]
+        written = {_owner(p), _owner(g)} | {_owner(x) for x in state}
+        if not _same_memory(gm, g) or \
+                any(out[k] is not None and _touches(out[k]) & written for k in range(j + 1, i)):
+            continue
+        # a, b, u are read at each element before it is written: each is p itself (same
+        # element) or nothing the record writes
+        if any(_owner(x) in written and not _same_memory(x, p) for x in (a, b, u)):
+            continue
+        kind, _ = _OK.update_record_info(st[1])
+        try:
+            rec = _OK.update_record(kind, p, g, state, hyper, fused=(a, b, u))
+        except (TypeError, ValueError):      # an operand neither flat like p nor one value
+            continue
+        out[j], out[i] = rec, None
+    return [s for s in out if s is not None]
+
+
 def fuse(fwd, bwd):
     """``(forward steps, backward steps, rewrites)``: the two lists rewritten (new lists;
     the inputs are kept) and how many pairs of records became one.
@@ -175,5 +222,5 @@ def fuse(fwd, bwd):
     for st in fwd + bwd:
         for o in _touches(st):
             refs[o] = refs.get(o, 0) + 1
-    new_fwd, new_bwd = _square_sums(fwd, refs), _scaled_accumulations(bwd)
+    new_fwd, new_bwd = _square_sums(fwd, refs), _fused_updates(_scaled_accumulations(bwd))
     return new_fwd, new_bwd, len(fwd) + len(bwd) - len(new_fwd) - len(new_bwd)

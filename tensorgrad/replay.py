@@ -97,6 +97,9 @@ class Graph:
         self._fwd_taped = ()        # its steps as taped (fused again whenever backward is)
         self._fused = 0             # pairs of kernel records fused into one (tensorgrad/_fuse.py)
         self._bwd = None            # Steps of the planned backward
+        self._bwd_taped = ()        # its steps as taped
+        self._step = None           # step(): (optimizer, the _bwd it was planned with,
+                                    #   its UpdatePlan or None, backward+update Steps, fused)
         self._inputs = ()           # (tensor, array) the plan reads: checked before each run
         self._root_grad = None      # the plan's root gradient buffer
         self._grads = ()            # the gradient tensors the plan hands out, per leaf
@@ -118,13 +121,19 @@ class Graph:
 
     def plan_info(self):
         """What the plan holds: ``{"forward": (kernel steps, Python steps), "backward":
-        (...), "fused": pairs of kernel calls fused into one, "unplanned_reason": str or
-        None}``."""
+        (...), "fused": pairs of kernel calls fused into one, "update": what ``step()``
+        planned of its optimizer's update ({"records": parameters updated by kernel records,
+        "fused": records fused with the pass that writes their gradient}, or None),
+        "unplanned_reason": str or None}``."""
         def counts(steps):
             return None if steps is None else (steps.n_kernel, len(steps) - steps.n_kernel)
+        st = self._step
+        update = None
+        if st is not None and st[2] is not None and st[1] is self._bwd:
+            update = {"records": len(st[2].steps), "fused": st[4] - self._fused}
         return {"forward": counts(self._fwd), "backward": counts(self._bwd),
                 "fused": self._fused if self._bwd is not None else 0,
-                "unplanned_reason": self.unplanned_reason}
+                "update": update, "unplanned_reason": self.unplanned_reason}
 
     # --- forward ------------------------------------------------------------------------------
     def _input_value(self, node, k):
@@ -298,7 +307,8 @@ class Graph:
             _fn._mode.enabled = prev
         fresh = [leaf.grad for leaf in self._leaves]
         if not cap.failed:
-            fwd, bwd, self._fused = fuse(self._fwd_taped, cap.steps)
+            self._bwd_taped = tuple(cap.steps)
+            fwd, bwd, self._fused = fuse(self._fwd_taped, self._bwd_taped)
             self._fwd = Steps(fwd)
         for leaf, old, new in zip(self._leaves, before, fresh):
             if old is not None and new is not None:
@@ -326,6 +336,11 @@ class Graph:
                 raise RuntimeError(f"Graph.backward: gradient has shape {g.shape} but the "
                                    f"root has shape {self._root_grad.shape}")
             np.copyto(self._root_grad, g, casting="unsafe")
+        self._run_planned(self._hand_out(), self._bwd)
+
+    def _hand_out(self):
+        """Give every leaf without a gradient the plan's gradient tensor (before the steps
+        run: hooks they call see it); returns the accumulations to do after the steps."""
         # A gradient already in .grad is added to, as eagerly: kept aside, added back after.
         after = []
         for i, (leaf, mine) in enumerate(zip(self._leaves, self._grads)):
@@ -342,15 +357,79 @@ class Graph:
                 after.append((cur, mine._data))
         for leaf, mine in zip(self._leaves, self._grads):
             if leaf.grad is None:
-                leaf.grad = mine    # (before the steps: hooks they run see it)
+                leaf.grad = mine
+        return after
+
+    def _run_planned(self, after, steps):
         prev = _mode_off()
         try:
-            self._bwd.run()
+            steps.run()
         finally:
             _fn._mode.enabled = prev
         for dst, src in after:
             _EK.accumulate(dst._data, src)
             dst._version[0] += 1
+
+    # --- a whole training step ----------------------------------------------------------------
+    def step(self, optimizer):
+        """One training step: ``optimizer.zero_grad()``, ``forward()``, ``backward()``,
+        ``optimizer.step()``, with bitwise the same results; returns the root (the loss).
+
+        Planned, the optimizer's update joins the plan: after the first step (run as
+        written above) each parameter's update is a kernel record in the backward steps, and
+        where the backward's last pass over a gradient is an elementwise one (e.g. an L2
+        term's gradient added to a matmul's) that pass also updates the parameter, so the
+        parameter and its gradient go through memory once. This needs an optimizer whose
+        update has kernel records (``tg.optim.SGD``, ``Adam``, ``AdamW``; another optimizer
+        is called as ``optimizer.step()``) and parameters whose gradients this Graph hands
+        out. Changing hyper-parameters between steps (an lr schedule) is fine; anything
+        else between ``backward()`` and ``optimizer.step()`` (gradient clipping, hooks on
+        the optimizer) needs the four calls written out.
+        """
+        zero = getattr(optimizer, "zero_grad", None)
+        if not callable(zero) or not callable(getattr(optimizer, "step", None)):
+            raise TypeError(f"Graph.step: expected an optimizer (with zero_grad() and "
+                            f"step()), got {type(optimizer).__name__}")
+        zero()
+        self.forward()
+        st = self._step
+        if self._fwd is None or self._bwd is None or st is None or st[0] is not optimizer \
+                or st[1] is not self._bwd or st[2] is None \
+                or self._hooked() != self._hooked_at_tape \
+                or any(p.grad is not None for p in st[2].params):
+            self.backward()
+            optimizer.step()
+            self._plan_step(optimizer, st)
+            return self.root
+        self._check_inputs("Graph.step")
+        after = self._hand_out()
+        if not st[2].ready():           # something was replaced: step eagerly, plan again
+            self._run_planned(after, self._bwd)
+            optimizer.step()
+            self._plan_step(optimizer, None)
+            return self.root
+        self._run_planned(after, st[3])
+        st[2].done()
+        return self.root
+
+    def _plan_step(self, optimizer, old):
+        """Plan step()'s backward with the optimizer's update (after an eager step)."""
+        if self._bwd is None:
+            self._step = None
+            return
+        if old is not None and old[0] is optimizer and old[1] is self._bwd and old[2] is None:
+            return                      # tried already for this backward: not plannable
+        make = getattr(optimizer, "_plan_update", None)
+        upd = make() if callable(make) else None
+        if upd is not None:
+            mine = {id(g) for g in self._grads if g is not None}
+            if any(id(p.grad) not in mine for p in upd.params):
+                upd = None              # a parameter this Graph does not compute
+        if upd is None:
+            self._step = (optimizer, self._bwd, None, None, 0)
+            return
+        _, bwd, fused = fuse(self._fwd_taped, self._bwd_taped + tuple(upd.steps))
+        self._step = (optimizer, self._bwd, upd, Steps(bwd), fused)
 
     # --- display ------------------------------------------------------------------------------
     def to_dot(self, max_values=16):

@@ -28,6 +28,7 @@ TINY = {
     "train_step": {"n": 16, "d": 48, "h": 12, "c": 5},
     "train_step_replay": {"n": 16, "d": 48, "h": 12, "c": 5},
     "train_step_replay_vs_gemm": {"n": 16, "d": 48, "h": 12, "c": 5},
+    "train_step_planned_vs_gemm": {"n": 16, "d": 48, "h": 12, "c": 5},
     "sgd_momentum": {"shapes": ((30, 20), (7,))}, "adam": {"shapes": ((30, 20), (7,))},
     "cdist": {"n": 20, "m": 30, "d": 16},
     "knn_predict": {"n": 50, "m": 300, "d": 8, "classes": 3},

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tensorgrad._kernels.plan import Steps
 
 import tensorgrad as tg
 from tensorgrad import nn, optim
+from tensorgrad._kernels import optim as OK
 from tensorgrad.nn import functional as F
 
 
@@ -124,6 +126,74 @@ def test_large_update_does_not_depend_on_thread_count(make, rng):
         tg.set_num_threads(n)
         outs.append(run(make, p0, grads, np.float32))
     np.testing.assert_array_equal(outs[0], outs[1])
+
+
+# ------------------------------------------------------------------ planned updates
+# The records tg.Graph.step runs (optim.update_record): the eager kernels' arithmetic,
+# optionally computing the gradient g = a·b + u in the same pass (elementwise.muladd).
+_KINDS = {   # kind -> (state arrays, hyper-parameters, the eager kernel call)
+    "sgd": (0, [0.1, 0.01, 0, 0], lambda p, g, s: OK.sgd_step(p, g, 0.1, 0.01)),
+    "momentum": (1, [0.1, 0.01, 0.9, 0.2], lambda p, g, s: OK.sgd_momentum_step(
+        p, g, s[0], 0.1, 0.9, 0.2, 0.01, False, False)),
+    "nesterov": (1, [0.1, 0.01, 0.9, 0.0], lambda p, g, s: OK.sgd_momentum_step(
+        p, g, s[0], 0.1, 0.9, 0.0, 0.01, True, False)),
+    "adam": (2, [1e-3, 0.01, 0.9, 0.999, 1e-8, 1 - 0.9 ** 3, 1 - 0.999 ** 3],
+             lambda p, g, s: OK.adam_step(p, g, s[0], s[1], 1e-3, 0.9, 0.999, 1e-8, 0.01,
+                                          1 - 0.9 ** 3, 1 - 0.999 ** 3, False)),
+    "adamw": (2, [1e-3, 0.01, 0.9, 0.999, 1e-8, 1 - 0.9 ** 3, 1 - 0.999 ** 3],
+              lambda p, g, s: OK.adam_step(p, g, s[0], s[1], 1e-3, 0.9, 0.999, 1e-8, 0.01,
+                                           1 - 0.9 ** 3, 1 - 0.999 ** 3, True)),
+}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("n", [1, 37, 300_001])         # 300_001: the parallel path
+@pytest.mark.parametrize("fused", [None, "scalar", "scalar-first", "array"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", list(_KINDS))
+def test_update_records_are_bitwise_the_eager_kernels(kind, dtype, fused, n, threads):
+    rng = np.random.default_rng(n)
+    nstate, hyper, eager = _KINDS[kind]
+    p0 = rng.standard_normal(n).astype(dtype)
+    state0 = [rng.random(n).astype(dtype) for _ in range(nstate)]
+    a, u = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+    b = np.array(0.37, dtype) if fused != "array" else rng.standard_normal(n).astype(dtype)
+    g0 = rng.standard_normal(n).astype(dtype)
+    # eager: the gradient pass (multiply, accumulate), then the optimizer's kernel
+    p1, s1, g1 = p0.copy(), [s.copy() for s in state0], g0.copy()
+    if fused is not None:
+        g1 = a * b
+        g1 += u
+    eager(p1, g1, s1)
+    p2, s2, g2 = p0.copy(), [s.copy() for s in state0], g0.copy()
+    operands = None if fused is None else (b, a, u) if fused == "scalar-first" else (a, b, u)
+    tg.set_num_threads(threads)
+    Steps([OK.update_record(getattr(OK, kind.upper()), p2, g2, tuple(s2), np.array(hyper),
+                            fused=operands)]).run()
+    for x, y in zip([p1, g1, *s1], [p2, g2, *s2], strict=True):
+        np.testing.assert_array_equal(x.view(f"u{x.itemsize}"), y.view(f"u{y.itemsize}"))
+
+
+def test_update_record_rejects_what_it_cannot_run():
+    p, g = np.zeros(6, np.float32), np.zeros(6, np.float32)
+    h = np.zeros(8)
+    with pytest.raises(ValueError, match="unknown kind"):
+        OK.update_record(99, p, g, (), h)
+    with pytest.raises(TypeError, match="parameter dtype int64"):
+        OK.update_record(OK.SGD, np.zeros(6, np.int64), g, (), h)
+    with pytest.raises(TypeError, match="the gradient has dtype float64"):
+        OK.update_record(OK.SGD, p, g.astype(np.float64), (), h)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        OK.update_record(OK.SGD, np.zeros((6, 2), np.float32)[:, 0], g, (), h)
+    with pytest.raises(ValueError, match="keeps 1 state arrays, got 0"):
+        OK.update_record(OK.MOMENTUM, p, g, (), h)
+    with pytest.raises(ValueError, match="at least 7 values"):
+        OK.update_record(OK.ADAM, p, g, (p.copy(), p.copy()), np.zeros(4))
+    with pytest.raises(ValueError, match="neither C-contiguous"):
+        OK.update_record(OK.SGD, p, g[:3], (), h)
+    with pytest.raises(ValueError, match="a fused gradient needs"):
+        OK.update_record(OK.SGD, p, g, (), h, fused=(np.float32(1) * np.ones(1, np.float32),
+                                                     np.ones(1, np.float32), g))
 
 
 # ------------------------------------------------------------------ mechanics

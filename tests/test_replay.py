@@ -30,28 +30,39 @@ def _loss(model, X, y):
     return F.cross_entropy(model(X), y) + 1e-3 * reg
 
 
-def _train(batches, planned, momentum=0.9):
-    """Parameters after SGD over ``batches``: through a planned Graph, or eagerly."""
-    model = _mlp(0)
-    opt = tg.optim.SGD(model.parameters(), lr=0.1, momentum=momentum)
+def _train(batches, planned, momentum=0.9, make_opt=None, dtype=np.float32, between=None):
+    """Parameters (and the optimizer) after training over ``batches``: through a planned
+    Graph (``planned=True``: the four calls; ``"step"``: ``Graph.step``), or eagerly.
+    ``between(i, opt)`` runs before step i (e.g. an lr change)."""
+    model = _mlp(0, dtype=dtype)
+    opt = (make_opt or (lambda ps: tg.optim.SGD(ps, lr=0.1, momentum=momentum)))(
+        model.parameters())
     if planned:
         X = tg.from_numpy(batches[0][0].copy())
         y = tg.from_numpy(batches[0][1].copy())
         g = tg.Graph(_loss(model, X, y))
-        for xb, yb in batches:
+        for i, (xb, yb) in enumerate(batches):
             X.copy_(xb)
             y.copy_(yb)
-            opt.zero_grad()
-            g.forward()
-            g.backward()
-            opt.step()
+            if between is not None:
+                between(i, opt)
+            if planned == "step":
+                g.step(opt)
+            else:
+                opt.zero_grad()
+                g.forward()
+                g.backward()
+                opt.step()
         assert g.planned and g.plan_info()["unplanned_reason"] is None
     else:
-        for xb, yb in batches:
+        for i, (xb, yb) in enumerate(batches):
+            if between is not None:
+                between(i, opt)
             opt.zero_grad()
             _loss(model, tg.from_numpy(xb), tg.from_numpy(yb)).backward()
             opt.step()
-    return [p.numpy().copy() for p in model.parameters()]
+    params = [p.numpy().copy() for p in model.parameters()]
+    return (params, opt) if make_opt is not None else params
 
 
 def test_training_through_a_planned_graph_equals_eager_training_bitwise():
@@ -180,8 +191,9 @@ def test_planning_can_be_switched_off():
     np.testing.assert_array_equal(x.grad.numpy(), [2.0, 4.0])
 
 
-def _step_loop(n_steps, d=3072, h=100, c=10, n=128):
-    """A planned MLP step as users write it; yields after each step."""
+def _step_loop(n_steps, d=3072, h=100, c=10, n=128, use_step=False):
+    """A planned MLP step as users write it (the four calls, or ``Graph.step``); yields
+    after each step."""
     rng = np.random.default_rng(0)
     tg.manual_seed(0)
     model = tg.nn.Sequential(tg.nn.Linear(d, h), tg.nn.ReLU(), tg.nn.Linear(h, c))
@@ -193,15 +205,19 @@ def _step_loop(n_steps, d=3072, h=100, c=10, n=128):
     for _ in range(n_steps):
         X.copy_(xb)
         y.copy_(yb)
-        opt.zero_grad()
-        g.forward()
-        g.backward()
-        opt.step()
+        if use_step:
+            g.step(opt)
+        else:
+            opt.zero_grad()
+            g.forward()
+            g.backward()
+            opt.step()
         yield
 
 
-def test_a_planned_training_step_allocates_at_most_64_kb():
-    steps = _step_loop(40)
+@pytest.mark.parametrize("use_step", [False, True], ids=["four-calls", "graph-step"])
+def test_a_planned_training_step_allocates_at_most_64_kb(use_step):
+    steps = _step_loop(40, use_step=use_step)
     for _ in range(5):                  # record, tape, and settle
         next(steps)
     tracemalloc.start()
@@ -224,8 +240,9 @@ def _rss_kb():
 
 @pytest.mark.skipif(not __import__("os").path.exists("/proc/self/statm"),
                     reason="needs /proc (Linux) to read the resident set size")
-def test_resident_memory_stays_flat_over_10000_planned_steps():
-    steps = _step_loop(10_000, d=64, h=32, c=4, n=16)
+@pytest.mark.parametrize("use_step", [False, True], ids=["four-calls", "graph-step"])
+def test_resident_memory_stays_flat_over_10000_planned_steps(use_step):
+    steps = _step_loop(10_000, d=64, h=32, c=4, n=16, use_step=use_step)
     for _ in range(1000):
         next(steps)
     rss = _rss_kb()
@@ -350,3 +367,203 @@ def test_retained_gradients_of_intermediates_are_refreshed_as_eagerly():
     np.testing.assert_array_equal(kept[0].numpy(), [4.0, 8.0, 12.0, 16.0])   # not overwritten
     np.testing.assert_array_equal(kept[1].numpy(), [8.0, 12.0, 16.0, 20.0])
     np.testing.assert_array_equal(kept[2].numpy(), [20.0, 28.0, 36.0, 44.0])
+
+
+# --- Graph.step: the optimizer's update planned into the backward pass ------------------------
+OPTIMIZERS = {
+    "sgd": lambda ps: tg.optim.SGD(ps, lr=0.1),
+    "sgd-wd": lambda ps: tg.optim.SGD(ps, lr=0.1, weight_decay=1e-2),
+    "momentum-dampening": lambda ps: tg.optim.SGD(ps, lr=0.1, momentum=0.9, dampening=0.3,
+                                                  weight_decay=1e-3),
+    "nesterov": lambda ps: tg.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+    "adam": lambda ps: tg.optim.Adam(ps, lr=1e-2, weight_decay=1e-3),
+    "adamw": lambda ps: tg.optim.AdamW(ps, lr=1e-2),
+}
+
+
+def _same(a, b):
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def _state_arrays(opt):
+    return [v.numpy() if isinstance(v, tg.Tensor) else v
+            for st in opt.state_dict()["state"].values() for v in st.values()]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_graph_step_trains_bitwise_as_the_four_calls_and_as_eager(name, dtype):
+    batches = _batches(5, dtype=dtype)
+    runs = [_train(batches, how, make_opt=OPTIMIZERS[name], dtype=dtype)
+            for how in ("step", True, False)]
+    for params, opt in runs[1:]:
+        _same(runs[0][0], params)
+        _same(_state_arrays(runs[0][1]), _state_arrays(opt))
+
+
+def test_graph_step_plans_the_update_and_fuses_it_with_the_l2_gradient_pass():
+    model = _mlp(0)
+    (xb, yb), = _batches(1)
+    opt = tg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    g = tg.Graph(_loss(model, tg.from_numpy(xb), tg.from_numpy(yb)))
+    assert g.plan_info()["update"] is None
+    w = model[0].weight
+    for _ in range(3):
+        version = w._version[0]
+        loss = g.step(opt)
+        assert loss is g.root and w._version[0] > version
+    info = g.plan_info()
+    # 4 parameters; the 2 weights' updates join their L2 + matmul gradient pass
+    assert info["update"] == {"records": 4, "fused": 2}
+    assert info["backward"][1] == 0
+    handed = w.grad                     # the Graph's buffer, handed out at every step
+    g.step(opt)
+    assert w.grad is handed
+
+
+def test_a_changing_learning_rate_and_momentum_switched_on_stay_bitwise():
+    def between(i, opt):
+        opt.param_groups[0]["lr"] = 0.1 / (i + 1)       # a schedule
+        if i == 3:
+            opt.param_groups[0]["momentum"] = 0.9        # another kernel: planned anew
+
+    def make(ps):
+        return tg.optim.SGD(ps, lr=0.1)
+
+    batches = _batches(6)
+    _same(_train(batches, "step", make_opt=make, between=between)[0],
+          _train(batches, False, make_opt=make, between=between)[0])
+
+
+def test_a_loaded_optimizer_state_is_planned_anew():
+    """load_state_dict replaces the state arrays the records pointed at."""
+    saved = {}
+
+    def between(i, opt):
+        if i == 2:
+            saved["sd"] = opt.state_dict()
+        if i == 4:
+            opt.load_state_dict(saved["sd"])
+
+    def make(ps):
+        return tg.optim.Adam(ps, lr=1e-2)
+
+    batches = _batches(7)
+    a, opt_a = _train(batches, "step", make_opt=make, between=between)
+    b, opt_b = _train(batches, False, make_opt=make, between=between)
+    _same(a, b)
+    _same(_state_arrays(opt_a), _state_arrays(opt_b))
+    assert [st["step"] for st in opt_a.state_dict()["state"].values()] == [5] * 4
+
+
+def test_graph_step_calls_an_optimizer_it_cannot_plan():
+    class Halving(tg.optim.SGD):
+        def step(self, closure=None):
+            for p in self.param_groups[0]["params"]:
+                p.data[...] *= 0.5
+            return super().step(closure)
+
+    batches = _batches(3)
+    a, opt = _train(batches, "step", make_opt=lambda ps: Halving(ps, lr=0.1))
+    b, _ = _train(batches, False, make_opt=lambda ps: Halving(ps, lr=0.1))
+    _same(a, b)
+
+
+def test_graph_step_leaves_parameters_outside_the_graph_alone():
+    model = _mlp(0)
+    extra = tg.zeros(3, requires_grad=True)
+    opt = tg.optim.SGD([*model.parameters(), extra], lr=0.1, weight_decay=0.5)
+    (xb, yb), = _batches(1)
+    extra.data[...] = 1.0
+    g = tg.Graph(_loss(model, tg.from_numpy(xb), tg.from_numpy(yb)))
+    for _ in range(3):
+        g.step(opt)
+    assert g.plan_info()["update"]["records"] == 4
+    np.testing.assert_array_equal(extra.numpy(), 1.0)
+    assert extra.grad is None
+
+
+def test_graph_step_with_a_python_step_in_the_plan_updates_unfused():
+    class Twice(tg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2
+
+    def run(planned):
+        model = _mlp(0)
+        opt = tg.optim.SGD(model.parameters(), lr=0.1)
+        xs = [tg.from_numpy(xb) for xb, _ in _batches(3)]
+        X = tg.from_numpy(xs[0].numpy().copy())
+        y = tg.from_numpy(np.arange(8) % 4)
+
+        def loss(x):                    # a Python step in both passes
+            reg = sum((p * p).sum() for p in model.parameters() if p.ndim == 2)
+            return F.cross_entropy(Twice.apply(model(x)), y) + 1e-3 * reg
+        if planned:
+            g = tg.Graph(loss(X))
+            for x in xs:
+                X.copy_(x)
+                g.step(opt)
+            assert g.plan_info()["update"] == {"records": 4, "fused": 0}
+        else:
+            for x in xs:
+                opt.zero_grad()
+                loss(x).backward()
+                opt.step()
+        return [p.numpy().copy() for p in model.parameters()]
+
+    _same(run(True), run(False))
+
+
+def test_graph_step_needs_an_optimizer():
+    model = _mlp(0)
+    (xb, yb), = _batches(1)
+    g = tg.Graph(_loss(model, tg.from_numpy(xb), tg.from_numpy(yb)))
+    with pytest.raises(TypeError, match="Graph.step: expected an optimizer .* got list"):
+        g.step(list(model.parameters()))
+
+
+def _records(*calls):
+    """The kernel records of elementwise calls, taped."""
+    from tensorgrad._kernels import elementwise as EK
+    tape = []
+    EK.set_tape(tape)
+    try:
+        for call in calls:
+            call(EK)
+    finally:
+        EK.set_tape(None)
+    return tape
+
+
+@pytest.mark.parametrize("reads_p_between", [False, True])
+def test_an_update_is_fused_only_when_nothing_between_touches_the_parameter(reads_p_between):
+    from tensorgrad._kernels.plan import Steps
+
+    from tensorgrad._fuse import fuse
+    from tensorgrad._kernels import optim as OK
+    rng = np.random.default_rng(0)
+    p0, u = rng.standard_normal((2, 50)).astype(np.float32)
+    s, g, other = np.array(0.5, np.float32), np.empty(50, np.float32), np.empty(50, np.float32)
+    h = np.array([0.1, 0.0, 0.0, 0.0])
+
+    def steps(p):
+        recs = _records(lambda EK: EK.muladd(s, p, u, g),
+                        *([lambda EK: EK.binary(EK.ADD, p, p, other)] if reads_p_between
+                          else []))
+        return recs + [OK.update_record(OK.SGD, p, g, (), h)]
+
+    p = p0.copy()
+    _, bwd, fused = fuse([], steps(p))
+    assert fused == (0 if reads_p_between else 1)
+    Steps(bwd).run()
+    ref = p0.copy()                     # the unfused order: other = 2p before the update
+    Steps(steps(ref)).run()
+    np.testing.assert_array_equal(p, ref)
+    if reads_p_between:
+        np.testing.assert_array_equal(other, p0 + p0)

@@ -80,6 +80,7 @@ cdef enum:
 
 BINARY_KIND = K_BINARY      # record_info's kind of a binary() / accumulate() record
 UNARY_KIND = K_UNARY        # and of a unary() record
+MULADD_KIND = K_MULADD      # and of a muladd() record
 
 
 cdef struct _Args:

@@ -1,6 +1,6 @@
 """Training workloads (issue 3 and the optimiser update of issue 5): softmax and SVM loss
-forward+backward, one SGD step of the assignments' two-layer net (eager and Graph replay),
-and SGD-momentum / Adam updates over 10M parameters.
+forward+backward, one SGD step of the assignments' two-layer net (eager, Graph replay, and
+Graph.step with the update planned in), and SGD-momentum / Adam updates over 10M parameters.
 
 The numpy versions are the course's vectorised formulas, written flat: the forward pass,
 then one line per gradient, in reverse.
@@ -177,6 +177,18 @@ def _tg_step_replay(d, p):
         loss = graph.forward()
         graph.backward()
         opt.step()
+        return _net_results(loss.item(), l1, l2)
+    return run
+
+
+def _tg_step_planned(d, p):
+    """The same, as one ``graph.step(opt)``: the SGD update planned into the backward."""
+    import tensorgrad as tg
+    l1, l2, loss_fn, opt = _tg_net(d)
+    graph = tg.Graph(loss_fn())
+
+    def run():
+        loss = graph.step(opt)
         return _net_results(loss.item(), l1, l2)
     return run
 
@@ -358,6 +370,11 @@ WORKLOADS = [
              "GEMMs alone (numpy column: the GEMMs into preallocated outputs, a floor) and "
              "torch eager", NET, NET, _net_data,
              {"tensorgrad": _tg_step_replay, "numpy": _np_step_gemms, "torch": _torch_step},
+             _net_size, requires=NET_API + ("Graph",), floor=("numpy",), **NET_TOL),
+    Workload("train_step_planned_vs_gemm", "training", "the step as tg.Graph.step(opt), "
+             "the SGD update planned into the backward pass, against its five GEMMs alone "
+             "(numpy column, a floor) and torch eager", NET, NET, _net_data,
+             {"tensorgrad": _tg_step_planned, "numpy": _np_step_gemms, "torch": _torch_step},
              _net_size, requires=NET_API + ("Graph",), floor=("numpy",), **NET_TOL),
     Workload("sgd_momentum", "optim", "SGD with momentum 0.9, one update",
              OPT_FULL, OPT_QUICK, _opt_data,

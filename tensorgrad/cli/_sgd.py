@@ -124,9 +124,10 @@ class Classifier:
 
 
 class ReplayedSteps:
-    """The training step recorded once per batch shape as a ``tg.Graph`` and replayed: new
-    batches are copied into the recorded inputs, so each step runs the planned kernel calls
-    (the same numbers as eager steps). A partial last batch gets its own Graph."""
+    """The training step recorded once per batch shape as a ``tg.Graph`` and replayed with
+    ``graph.step(opt)``: new batches are copied into the recorded inputs, so each step runs
+    the planned kernel calls, the SGD update included (the same numbers as eager steps). A
+    partial last batch gets its own Graph."""
 
     def __init__(self, model, opt):
         self.model = model
@@ -134,7 +135,8 @@ class ReplayedSteps:
         self.graphs = {}
 
     def run(self, Xb, yb):
-        """zero_grad, forward and backward of one batch; returns (scores, loss)."""
+        """zero_grad, forward, backward and the update of one batch; returns (scores,
+        loss)."""
         rec = self.graphs.get(Xb.shape)
         if rec is None:
             X, y = tg.from_numpy(Xb.numpy().copy()), tg.from_numpy(yb.numpy().copy())
@@ -144,10 +146,7 @@ class ReplayedSteps:
         X, y, scores, graph = rec
         X.copy_(Xb)
         y.copy_(yb)
-        self.opt.zero_grad()
-        loss = graph.forward()
-        graph.backward()
-        return scores, loss
+        return scores, graph.step(self.opt)
 
 
 def accuracy(pred, y):
@@ -206,9 +205,9 @@ def fit(args, model, Xtr, ytr, Xva, yva, say):
                 loss = model.loss(scores, yb)
                 opt.zero_grad()
                 loss.backward()
+                opt.step()
             else:
                 scores, loss = steps.run(Xb, yb)
-            opt.step()
             value = loss.item()
             if not np.isfinite(value):
                 bar.close()

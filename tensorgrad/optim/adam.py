@@ -67,6 +67,37 @@ class Adam(Optimizer):
         return loss
 
 
+    # -- planned updates (Optimizer._plan_update, tg.Graph.step) -----------------------------
+    _planned_step = step
+
+    def _plan_kind(self, group):
+        return OK.ADAMW if self._decoupled else OK.ADAM
+
+    def _plan_state(self, p, kind):
+        st = self.state.get(id(p))
+        if not st:
+            return None                 # planned after the first (eager) step
+        return st["exp_avg"], st["exp_avg_sq"]
+
+    def _plan_check(self, group, kind, params):
+        # one bias correction per group: every parameter at the same step
+        steps = {self.state.get(id(p), {}).get("step") for p in params}
+        return len(steps) == 1 and None not in steps
+
+    def _plan_hyper(self, group, kind, params, h):
+        b1, b2 = (float(b) for b in group["betas"])
+        for p in params:
+            self.state[id(p)]["step"] += 1
+        t = self.state[id(params[0])]["step"]
+        h[0] = float(group["lr"])
+        h[1] = float(group["weight_decay"])
+        h[2] = b1
+        h[3] = b2
+        h[4] = float(group["eps"])
+        h[5] = 1.0 - b1 ** t
+        h[6] = 1.0 - b2 ** t
+
+
 class AdamW(Adam):
     """Adam with decoupled weight decay: p ← p·(1 − lr·weight_decay) before the Adam step
     (the gradient is not modified). Default weight_decay = 0.01 as in PyTorch."""

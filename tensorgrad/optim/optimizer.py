@@ -4,9 +4,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from tensorgrad._kernels import optim as OK
 from tensorgrad._tensor import Tensor, _wrap
 
-__all__ = ["Optimizer"]
+__all__ = ["Optimizer", "UpdatePlan"]
 
 
 class Optimizer:
@@ -91,6 +92,50 @@ class Optimizer:
     def step(self, closure=None):
         raise NotImplementedError(f"{type(self).__name__} must implement step(); use "
                                   f"tg.optim.SGD or tg.optim.Adam, or subclass Optimizer")
+
+    # -- planned updates (tg.Graph.step) ----------------------------------------------------
+    # A subclass whose update kernels can run from a plan sets ``_planned_step`` to its own
+    # ``step`` (a subclass overriding step() again is then not planned) and implements:
+    #   _plan_kind(group)    -> the update kind (optim.pyx: SGD ... ADAMW), None if unplannable
+    #   _plan_state(p, kind) -> the state arrays the kernel updates, None if not there yet
+    #   _plan_hyper(group, kind, params, h) -> write the group's hyper-parameters into h for
+    #                            the next step (and advance counters)
+    # and may extend _plan_check(group, kind, params) -> False when a group cannot run planned.
+    _planned_step = None
+
+    def _plan_check(self, group, kind, params):
+        return True
+
+    def _plan_update(self):
+        """This optimizer's next update as kernel records (an ``UpdatePlan``), planned from
+        its current gradients and state (after an eager ``step()``); None when it cannot be
+        planned, and ``tg.Graph.step`` then calls ``step()``."""
+        cls = type(self)
+        if cls._planned_step is None or cls.step is not cls._planned_step:
+            return None
+        groups, unplanned = [], []
+        for group in self.param_groups:
+            live = [p for p in group["params"] if p.grad is not None]
+            unplanned += [p for p in group["params"] if p.grad is None]
+            kind = self._plan_kind(group) if live else None
+            if live and kind is None:
+                return None
+            hyper = np.zeros(8)
+            entries = []
+            for p in live:
+                d, g = p._data, p.grad._data
+                state = self._plan_state(p, kind)
+                if state is None or g.dtype != d.dtype or g.shape != d.shape:
+                    return None
+                try:
+                    rec = OK.update_record(kind, d, g, state, hyper)
+                except (TypeError, ValueError):     # not contiguous, not float, read-only
+                    return None
+                entries.append((p, d, p.grad, state, rec))
+            groups.append((group, len(group["params"]), kind, hyper, entries))
+        if not any(g[4] for g in groups):
+            return None
+        return UpdatePlan(self, groups, unplanned)
 
     def _state(self, p):
         st = self.state.get(id(p))
@@ -253,3 +298,57 @@ def flat_param(p, opname):
         return d.reshape(-1), g.reshape(-1), None
     tmp = np.ascontiguousarray(d)
     return tmp.reshape(-1), g.reshape(-1), tmp
+
+
+class UpdatePlan:
+    """An optimizer's update as kernel records, for a planned training step
+    (``tg.Graph.step``): ``steps`` holds one ``optim.update_record`` per parameter that had a
+    gradient, in the order ``step()`` visits them; ``params`` those parameters.
+
+    The records point at the parameters' data, their gradients (the buffers a Graph hands
+    out) and the optimizer's state arrays, and read the hyper-parameters from one array per
+    group. ``ready()``, called before each planned run, checks that all of these are still
+    the ones planned and writes the current hyper-parameters; ``done()`` after the run marks
+    the parameters modified, as ``step()`` does.
+    """
+
+    def __init__(self, opt, groups, unplanned):
+        self.opt = opt
+        self._groups = groups
+        self._unplanned = unplanned
+        self.steps = [e[4] for g in groups for e in g[4]]
+        self.params = [e[0] for g in groups for e in g[4]]
+
+    def ready(self):
+        """True when the records still do what ``step()`` would (then the hyper-parameters
+        are written for this step); False, with nothing changed, when the optimizer must
+        step eagerly and be planned again: a parameter's data, gradient or state array was
+        replaced, another parameter has a gradient, or a hyper-parameter now selects another
+        kernel (e.g. momentum switched on)."""
+        opt = self.opt
+        if len(opt.param_groups) != len(self._groups):
+            return False
+        for mine, (group, count, kind, _, entries) in zip(opt.param_groups, self._groups):
+            params = [e[0] for e in entries]
+            if mine is not group or len(group["params"]) != count or \
+                    (entries and (opt._plan_kind(group) != kind
+                                  or not opt._plan_check(group, kind, params))):
+                return False
+            for p, d, g, state, _ in entries:
+                if p._data is not d or p.grad is not g:
+                    return False
+                now = opt._plan_state(p, kind)
+                if now is None or len(now) != len(state) or \
+                        any(a is not b for a, b in zip(now, state)):
+                    return False
+        for p in self._unplanned:
+            if p.grad is not None:
+                return False
+        for group, _, kind, hyper, entries in self._groups:
+            if entries:
+                opt._plan_hyper(group, kind, [e[0] for e in entries], hyper)
+        return True
+
+    def done(self):
+        for p in self.params:
+            p._version[0] += 1

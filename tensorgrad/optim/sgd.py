@@ -58,3 +58,23 @@ class SGD(Optimizer):
                     np.copyto(p._data, tmp)
                 p._version[0] += 1
         return loss
+
+    # -- planned updates (Optimizer._plan_update, tg.Graph.step) -----------------------------
+    _planned_step = step
+
+    def _plan_kind(self, group):
+        if group["momentum"] == 0:
+            return OK.SGD
+        return OK.NESTEROV if group["nesterov"] else OK.MOMENTUM
+
+    def _plan_state(self, p, kind):
+        if kind == OK.SGD:
+            return ()
+        buf = self.state.get(id(p), {}).get("momentum_buffer")
+        return None if buf is None else (buf,)      # planned after the first (eager) step
+
+    def _plan_hyper(self, group, kind, params, h):
+        h[0] = float(group["lr"])
+        h[1] = float(group["weight_decay"])
+        h[2] = float(group["momentum"])
+        h[3] = float(group["dampening"])
