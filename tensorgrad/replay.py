@@ -15,6 +15,10 @@ what to compute. From then on ``forward()`` and ``backward()`` run those steps
 values are bitwise those of the eager step, with no graph building, no dispatch and no
 allocation for the taped part.
 
+``step(optimizer)`` is a whole training step (``zero_grad``, ``forward``, ``backward``,
+``optimizer.step()``). Planned, the optimizer's update joins the backward steps as kernel
+records (``optim.UpdatePlan``), fused with the last pass over each gradient where it can be.
+
 Which ops tape: a Function says so with ``tape_forward`` (its forward computes only through
 taped kernels) and ``tape_backward`` (its backward is made only of op calls). A node whose
 backward is replayed from Python also replays its forward from Python, so that what it saves
@@ -58,8 +62,9 @@ class Graph:
 
     ``nodes`` lists the graph's nodes inputs-first. ``forward()`` recomputes every node from
     the current values of the leaves (writing into the same buffers) and returns the root;
-    ``backward()`` runs the reverse pass, accumulating into the leaves' ``.grad``. The Graph
-    keeps every node's saved tensors, so it can be replayed and differentiated repeatedly.
+    ``backward()`` runs the reverse pass, accumulating into the leaves' ``.grad``;
+    ``step(opt)`` is a whole training step. The Graph keeps every node's saved tensors, so
+    it can be replayed and differentiated repeatedly.
 
     With ``plan=True`` (the default, unless ``keep_grads``) the first ``forward()`` and the
     first ``backward()`` after it tape their kernel calls, and later calls run that plan:

@@ -567,3 +567,27 @@ def test_an_update_is_fused_only_when_nothing_between_touches_the_parameter(read
     np.testing.assert_array_equal(p, ref)
     if reads_p_between:
         np.testing.assert_array_equal(other, p0 + p0)
+
+
+@pytest.mark.parametrize("kw", [{"plan": False}, {"keep_grads": True}])
+def test_graph_step_without_a_plan_is_the_four_calls(kw):
+    def run(use_step):
+        model = _mlp(0)
+        opt = tg.optim.Adam(model.parameters(), lr=1e-2)
+        batches = _batches(3)
+        X, y = (tg.from_numpy(a.copy()) for a in batches[0])
+        g = tg.Graph(_loss(model, X, y), **kw)
+        for xb, yb in batches:
+            X.copy_(xb)
+            y.copy_(yb)
+            if use_step:
+                assert g.step(opt) is g.root
+            else:
+                opt.zero_grad()
+                g.forward()
+                g.backward()
+                opt.step()
+        assert not g.planned and g.plan_info()["update"] is None
+        return [p.numpy().copy() for p in model.parameters()]
+
+    _same(run(True), run(False))
