@@ -30,6 +30,17 @@ def _loss(model, X, y):
     return F.cross_entropy(model(X), y) + 1e-3 * reg
 
 
+def _one_step(g, opt, use_step):
+    """A training step through Graph g: ``g.step(opt)``, or the four calls it stands for."""
+    if use_step:
+        return g.step(opt)
+    opt.zero_grad()
+    g.forward()
+    g.backward()
+    opt.step()
+    return g.root
+
+
 def _train(batches, planned, momentum=0.9, make_opt=None, dtype=np.float32, between=None):
     """Parameters (and the optimizer) after training over ``batches``: through a planned
     Graph (``planned=True``: the four calls; ``"step"``: ``Graph.step``), or eagerly.
@@ -46,13 +57,7 @@ def _train(batches, planned, momentum=0.9, make_opt=None, dtype=np.float32, betw
             y.copy_(yb)
             if between is not None:
                 between(i, opt)
-            if planned == "step":
-                g.step(opt)
-            else:
-                opt.zero_grad()
-                g.forward()
-                g.backward()
-                opt.step()
+            _one_step(g, opt, planned == "step")
         assert g.planned and g.plan_info()["unplanned_reason"] is None
     else:
         for i, (xb, yb) in enumerate(batches):
@@ -205,13 +210,7 @@ def _step_loop(n_steps, d=3072, h=100, c=10, n=128, use_step=False):
     for _ in range(n_steps):
         X.copy_(xb)
         y.copy_(yb)
-        if use_step:
-            g.step(opt)
-        else:
-            opt.zero_grad()
-            g.forward()
-            g.backward()
-            opt.step()
+        _one_step(g, opt, use_step)
         yield
 
 
@@ -580,13 +579,7 @@ def test_graph_step_without_a_plan_is_the_four_calls(kw):
         for xb, yb in batches:
             X.copy_(xb)
             y.copy_(yb)
-            if use_step:
-                assert g.step(opt) is g.root
-            else:
-                opt.zero_grad()
-                g.forward()
-                g.backward()
-                opt.step()
+            assert _one_step(g, opt, use_step) is g.root
         assert not g.planned and g.plan_info()["update"] is None
         return [p.numpy().copy() for p in model.parameters()]
 
