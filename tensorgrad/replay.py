@@ -406,8 +406,7 @@ class Graph:
             optimizer.step()
             self._plan_step(optimizer, st)
             return self.root
-        self._check_inputs("Graph.step")
-        after = self._hand_out()
+        after = self._hand_out()       # (forward() has checked the inputs)
         if not st[2].ready():           # something was replaced: step eagerly, plan again
             self._run_planned(after, self._bwd)
             optimizer.step()
