@@ -149,6 +149,32 @@ def test_state_carried_between_calls_is_checked():
     assert row.status == "WRONG" and "call 2" in row.reason
 
 
+def test_engines_take_turns_and_ratios_are_per_repetition():
+    """Repetition i of every engine runs next to repetition i of the others (a load change
+    on the shared machine falls on all of them); the ratio is the median of theirs."""
+    calls = []
+
+    def engine(name):
+        def make(d, p):
+            def run():
+                calls.append(name)
+                return {"z": np.ones(2)}
+            return run
+        return make
+
+    wl = dataclasses.replace(tiny("add"), impls={"tensorgrad": engine("tg"),
+                                                 "numpy": engine("np")})
+    row = runner.run_workload(wl, **{**FAST, "repeat": 4, "warmup": 1, "min_time": 0.0})
+    timed = calls[2:]                   # after one warm-up call of each
+    assert timed == ["tg", "np"] * 4
+    tg_m, np_m = row.measurements["tensorgrad"], row.measurements["numpy"]
+    tg_m.times, np_m.times = [1.0, 1.0, 4.0, 4.0], [2.0, 2.0, 2.0, 2.0]
+    tg_m.median, np_m.median = 2.5, 2.0
+    assert row.ratio("numpy") == pytest.approx(1.25)    # per repetition: 2, 2, 0.5, 0.5
+    np_m.times = []                     # without paired repetitions: the medians' ratio
+    assert row.ratio("numpy") == pytest.approx(0.8)
+
+
 def test_missing_api_and_missing_library_are_skips_not_crashes():
     wl = tiny("add")
     row = runner.run_workload(dataclasses.replace(wl, requires=("no_such_api",)), **FAST)

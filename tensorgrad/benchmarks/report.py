@@ -193,12 +193,14 @@ def markdown(rows, info, command, settings):
            (f"Sizes: {'quick' if settings['quick'] else 'full'}. Each time is the median per "
            f"call (minimum in parentheses) over {settings['repeat']} repetitions, after "
            f"{settings['warmup']} warm-up call(s); a repetition averages enough calls to last "
-           f"≥ {settings['min_time'] * 1e3:g} ms. Every engine runs with the same number of "
+           f"≥ {settings['min_time'] * 1e3:g} ms. The engines take turns: repetition i of "
+           f"each runs right after repetition i of the previous one, so a change in the "
+           f"machine's load falls on all of them. Every engine runs with the same number of "
            f"threads (tensorgrad's OpenMP pool, BLAS via threadpoolctl, "
            f"`torch.set_num_threads`); inputs are allocated outside the timed region."), "",
            ("**How to read it:** the `x / tg` columns are that engine's time divided by "
-           "tensorgrad's, so **a ratio above 1 means tensorgrad is faster** (2.00× = twice as "
-           "fast). `check` compares tensorgrad's outputs, gradients and updated parameters "
+           "tensorgrad's (the median of the per-repetition ratios), so **a ratio above 1 "
+           "means tensorgrad is faster** (2.00× = twice as fast). `check` compares tensorgrad's outputs, gradients and updated parameters "
            "with every other engine's results from the same run, to float32 tolerance: "
            "**WRONG** means they disagree, and that row's speed must not be trusted. numpy "
            "columns are the hand-written flat forward+backward of the course assignments.")]

@@ -62,11 +62,15 @@ class Row:
         return self.flops / m.median / 1e9
 
     def ratio(self, engine):
-        """``engine``'s median time / tensorgrad's (> 1: tensorgrad is faster), or None."""
+        """``engine``'s time / tensorgrad's (> 1: tensorgrad is faster), or None: the median
+        of the ratios of the repetitions the two ran side by side, when both have them all
+        (the runner times the engines in turns), else the ratio of the median times."""
         a = self.measurements.get(engine)
         b = self.measurements.get("tensorgrad")
         if a is None or b is None or a.status != "ok" or b.status != "ok" or not b.median:
             return None
+        if a.times and len(a.times) == len(b.times) and all(b.times):
+            return statistics.median(x / y for x, y in zip(a.times, b.times))
         return a.median / b.median
 
     def to_dict(self):
@@ -171,17 +175,19 @@ def _error_text(e):
     return f"{type(e).__name__}: {e}".splitlines()[0][:300]
 
 
-def _measure(wl, engine, data, params, repeat, warmup, min_time):
-    """Time one engine; returns (Measurement, [results of the first check_calls calls])."""
+def _prepare(wl, engine, data, params, warmup, min_time):
+    """Set one engine up and warm it: ``(Measurement, fn, [results of the first check_calls
+    calls])``; fn is None when the engine was skipped or failed (the Measurement says why).
+    ``Measurement.number`` is set to the calls that last ``min_time``."""
     m = Measurement(engine)
     try:
         fn = wl.impls[engine](data, params)
     except Skip as e:
         m.status, m.reason = "skipped", str(e)
-        return m, None
+        return m, None, None
     except Exception as e:  # noqa: BLE001 - any failure of an engine is reported in its row
         m.status, m.reason = "error", f"set-up failed: {_error_text(e)}"
-        return m, None
+        return m, None, None
     checked = []
     try:
         dt = 0.0
@@ -192,37 +198,60 @@ def _measure(wl, engine, data, params, repeat, warmup, min_time):
             if i < wl.check_calls:
                 checked.append(snapshot(res))
             del res
-        number = max(1, min(MAX_NUMBER, math.ceil(min_time / max(dt, 1e-9))))
-        times = []
-        for _ in range(repeat):
-            gc.collect()
-            gc_was_on = gc.isenabled()
-            gc.disable()
-            try:
-                t0 = time.perf_counter()
-                for _ in range(number):
-                    fn()
-                times.append((time.perf_counter() - t0) / number)
-            finally:
-                if gc_was_on:
-                    gc.enable()
-        m.times, m.number = times, number
-        m.median, m.min = statistics.median(times), min(times)
-        if wl.memory:
-            # A fresh instance: buffers the timed instance still holds from its last call
-            # (e.g. .grad) would otherwise be recycled and hide the allocation from RSS.
-            fn = None
-            gc.collect()
-            fresh = wl.impls[engine](data, params)
-            m.mem_traced, m.mem_rss = measure_memory(fresh, traced=engine != "torch")
-            fresh = None
     except Exception as e:  # noqa: BLE001 - as above: the report shows the error
         m.status, m.reason = "error", _error_text(e)
-        return m, None
+        return m, None, None
+    m.number = max(1, min(MAX_NUMBER, math.ceil(min_time / max(dt, 1e-9))))
+    return m, fn, checked
+
+
+def _time_block(fn, number):
+    """Seconds per call over ``number`` back-to-back calls (the garbage collector off)."""
+    gc.collect()
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        return (time.perf_counter() - t0) / number
     finally:
-        fn = None
+        if gc_was_on:
+            gc.enable()
+
+
+def _time_interleaved(ready, repeat):
+    """Time every engine ``repeat`` times, taking turns: repetition i of each engine runs
+    next to repetition i of the others, so that a change in the machine's load (it is
+    shared) falls on all of them and the per-repetition ratios stay comparable.
+    ``ready``: engine -> (Measurement, fn). An engine that raises is marked as an error and
+    dropped from the later turns."""
+    times = {e: [] for e in ready}
+    for _ in range(repeat):
+        for engine, (m, fn) in ready.items():
+            if m.status != "ok":
+                continue
+            try:
+                times[engine].append(_time_block(fn, m.number))
+            except Exception as e:  # noqa: BLE001 - as above
+                m.status, m.reason = "error", _error_text(e)
+    for engine, (m, _) in ready.items():
+        if m.status == "ok":
+            m.times = times[engine]
+            m.median, m.min = statistics.median(m.times), min(m.times)
+
+
+def _measure_memory(wl, engine, data, params, m):
+    """Peak memory of one call of a fresh instance: buffers the timed instance still holds
+    from its last call (e.g. .grad) would otherwise be recycled and hide the allocation."""
+    try:
+        fresh = wl.impls[engine](data, params)
+        m.mem_traced, m.mem_rss = measure_memory(fresh, traced=engine != "torch")
+    except Exception as e:  # noqa: BLE001 - as above
+        m.status, m.reason = "error", _error_text(e)
+    finally:
+        fresh = None
         gc.collect()
-    return m, checked
 
 
 def _check(wl, row, results):
@@ -270,14 +299,26 @@ def run_workload(wl, *, quick=False, threads=1, repeat=5, warmup=1, engines=ENGI
         row.gemm_peak = gemm_peak(threads)
     set_threads(threads)
     data = wl.data(params, np.random.default_rng(seed))
-    results = {}
+    results, ready = {}, {}
     for engine in order:
         if progress is not None:
             progress.set_description(f"{wl.name} · {engine} · {threads} thr")
-        m, res = _measure(wl, engine, data, params, repeat, warmup, min_time)
+        m, fn, res = _prepare(wl, engine, data, params, warmup, min_time)
         row.measurements[engine] = m
-        if res is not None:
+        if fn is not None:
+            ready[engine] = (m, fn)
             results[engine] = res
+    if progress is not None:
+        progress.set_description(f"{wl.name} · timing · {threads} thr")
+    _time_interleaved(ready, repeat)
+    ready = fn = None
+    gc.collect()
+    for engine in order:
+        m = row.measurements[engine]
+        if wl.memory and m.status == "ok":
+            _measure_memory(wl, engine, data, params, m)
+        if m.status != "ok":
+            results.pop(engine, None)
         if progress is not None:
             progress.update(1)
     tg = row.measurements["tensorgrad"]
