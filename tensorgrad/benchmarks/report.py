@@ -200,8 +200,9 @@ def markdown(rows, info, command, settings):
            f"`torch.set_num_threads`); inputs are allocated outside the timed region."), "",
            ("**How to read it:** the `x / tg` columns are that engine's time divided by "
            "tensorgrad's (the median of the per-repetition ratios), so **a ratio above 1 "
-           "means tensorgrad is faster** (2.00× = twice as fast). `check` compares tensorgrad's outputs, gradients and updated parameters "
-           "with every other engine's results from the same run, to float32 tolerance: "
+           "means tensorgrad is faster** (2.00× = twice as fast). `check` compares "
+           "tensorgrad's outputs, gradients and updated parameters with every other "
+           "engine's results from the same run, to float32 tolerance: "
            "**WRONG** means they disagree, and that row's speed must not be trusted. numpy "
            "columns are the hand-written flat forward+backward of the course assignments.")]
     for n in threads:
