@@ -118,7 +118,7 @@ class Optimizer:
             live = [p for p in group["params"] if p.grad is not None]
             unplanned += [p for p in group["params"] if p.grad is None]
             kind = self._plan_kind(group) if live else None
-            if live and kind is None:
+            if live and (kind is None or not self._plan_check(group, kind, live)):
                 return None
             hyper = np.zeros(8)
             entries = []
