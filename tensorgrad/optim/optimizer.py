@@ -132,7 +132,7 @@ class Optimizer:
                 except (TypeError, ValueError):     # not contiguous, not float, read-only
                     return None
                 entries.append((p, d, p.grad, state, rec))
-            groups.append((group, len(group["params"]), kind, hyper, entries))
+            groups.append((group, len(group["params"]), kind, hyper, entries, live))
         if not any(g[4] for g in groups):
             return None
         return UpdatePlan(self, groups, unplanned)
@@ -328,8 +328,8 @@ class UpdatePlan:
         opt = self.opt
         if len(opt.param_groups) != len(self._groups):
             return False
-        for mine, (group, count, kind, _, entries) in zip(opt.param_groups, self._groups):
-            params = [e[0] for e in entries]
+        for mine, (group, count, kind, _, entries, params) in zip(opt.param_groups,
+                                                                  self._groups):
             if mine is not group or len(group["params"]) != count or \
                     (entries and (opt._plan_kind(group) != kind
                                   or not opt._plan_check(group, kind, params))):
@@ -344,9 +344,9 @@ class UpdatePlan:
         for p in self._unplanned:
             if p.grad is not None:
                 return False
-        for group, _, kind, hyper, entries in self._groups:
+        for group, _, kind, hyper, entries, params in self._groups:
             if entries:
-                opt._plan_hyper(group, kind, [e[0] for e in entries], hyper)
+                opt._plan_hyper(group, kind, params, hyper)
         return True
 
     def done(self):
