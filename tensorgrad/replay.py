@@ -398,31 +398,32 @@ class Graph:
         zero()
         self.forward()
         st = self._step
-        if self._fwd is None or self._bwd is None or st is None or st[0] is not optimizer \
-                or st[1] is not self._bwd or st[2] is None \
-                or self._hooked() != self._hooked_at_tape \
-                or any(p.grad is not None for p in st[2].params):
+        if st is not None and (st[0] is not optimizer or st[1] is not self._bwd
+                               or self._hooked() != self._hooked_at_tape):
+            st = None                   # planned for another optimizer or backward
+        if st is None or st[2] is None or any(p.grad is not None for p in st[2].params):
+            # as written out: not planned yet (then plan now), not plannable, or a
+            # gradient was left in place (accumulated into before the update)
             self.backward()
             optimizer.step()
-            self._plan_step(optimizer, st)
+            if st is None:
+                self._plan_step(optimizer)
             return self.root
         after = self._hand_out()       # (forward() has checked the inputs)
         if not st[2].ready():           # something was replaced: step eagerly, plan again
             self._run_planned(after, self._bwd)
             optimizer.step()
-            self._plan_step(optimizer, None)
+            self._plan_step(optimizer)
             return self.root
         self._run_planned(after, st[3])
         st[2].done()
         return self.root
 
-    def _plan_step(self, optimizer, old):
+    def _plan_step(self, optimizer):
         """Plan step()'s backward with the optimizer's update (after an eager step)."""
         if self._bwd is None:
             self._step = None
             return
-        if old is not None and old[0] is optimizer and old[1] is self._bwd and old[2] is None:
-            return                      # tried already for this backward: not plannable
         make = getattr(optimizer, "_plan_update", None)
         upd = make() if callable(make) else None
         if upd is not None:

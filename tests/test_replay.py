@@ -603,3 +603,18 @@ def test_adam_with_parameters_at_different_steps_is_not_planned_and_stays_bitwis
     b, opt_b = _train(batches, False, make_opt=make, between=between)
     _same(a, b)
     _same(_state_arrays(opt_a), _state_arrays(opt_b))
+
+
+def test_gradients_zeroed_in_place_are_stepped_as_written_out():
+    """An optimizer whose zero_grad keeps the gradient tensors (zeroed in place): the
+    backward adds into them, so Graph.step runs the update after it, as written out."""
+    class KeepGrads(tg.optim.SGD):
+        def zero_grad(self, set_to_none=False):
+            super().zero_grad(set_to_none=set_to_none)
+
+    def make(ps):
+        return KeepGrads(ps, lr=0.1, momentum=0.9)
+
+    batches = _batches(4)
+    _same(_train(batches, "step", make_opt=make)[0], _train(batches, True, make_opt=make)[0])
+    _same(_train(batches, "step", make_opt=make)[0], _train(batches, False, make_opt=make)[0])
