@@ -385,6 +385,16 @@ def _same(a, b):
         np.testing.assert_array_equal(x, y)
 
 
+def _step_equals_eager(batches, make, between=None):
+    """Train with Graph.step and eagerly: the same parameters and optimizer state, bit for
+    bit; returns the Graph.step run's optimizer."""
+    a, opt_a = _train(batches, "step", make_opt=make, between=between)
+    b, opt_b = _train(batches, False, make_opt=make, between=between)
+    _same(a, b)
+    _same(_state_arrays(opt_a), _state_arrays(opt_b))
+    return opt_a
+
+
 def _state_arrays(opt):
     return [v.numpy() if isinstance(v, tg.Tensor) else v
             for st in opt.state_dict()["state"].values() for v in st.values()]
@@ -448,12 +458,8 @@ def test_a_loaded_optimizer_state_is_planned_anew():
     def make(ps):
         return tg.optim.Adam(ps, lr=1e-2)
 
-    batches = _batches(7)
-    a, opt_a = _train(batches, "step", make_opt=make, between=between)
-    b, opt_b = _train(batches, False, make_opt=make, between=between)
-    _same(a, b)
-    _same(_state_arrays(opt_a), _state_arrays(opt_b))
-    assert [st["step"] for st in opt_a.state_dict()["state"].values()] == [5] * 4
+    opt = _step_equals_eager(_batches(7), make, between)
+    assert [st["step"] for st in opt.state_dict()["state"].values()] == [5] * 4
 
 
 def test_graph_step_calls_an_optimizer_it_cannot_plan():
@@ -598,11 +604,7 @@ def test_adam_with_parameters_at_different_steps_is_not_planned_and_stays_bitwis
     def make(ps):
         return tg.optim.Adam(ps, lr=1e-2)
 
-    batches = _batches(4)
-    a, opt_a = _train(batches, "step", make_opt=make, between=between)
-    b, opt_b = _train(batches, False, make_opt=make, between=between)
-    _same(a, b)
-    _same(_state_arrays(opt_a), _state_arrays(opt_b))
+    _step_equals_eager(_batches(4), make, between)
 
 
 def test_gradients_zeroed_in_place_are_stepped_as_written_out():
