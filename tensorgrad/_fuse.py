@@ -184,7 +184,10 @@ def _prev_touch(steps, i, owner):
 def _fused_updates(bwd):
     out = list(bwd)
     for i, st in enumerate(bwd):
-        if st[0] != _OK.RUN_UPDATE or _OK.update_record_info(st[1])[1]:
+        if st[0] != _OK.RUN_UPDATE:
+            continue
+        kind, fused = _OK.update_record_info(st[1])
+        if fused:
             continue
         p, state, g, hyper = st[2]
         j = _prev_touch(out, i, _owner(g))
@@ -199,7 +202,6 @@ def _fused_updates(bwd):
         # element) or nothing the record writes
         if any(_owner(x) in written and not _same_memory(x, p) for x in (a, b, u)):
             continue
-        kind, _ = _OK.update_record_info(st[1])
         try:
             rec = _OK.update_record(kind, p, g, state, hyper, fused=(a, b, u))
         except (TypeError, ValueError):      # an operand neither flat like p nor one value
